@@ -1,0 +1,63 @@
+// Small byte helpers shared by the write path and the read side.
+
+const encoder = new TextEncoder();
+
+/** UTF-8 encodes text. */
+export function encodeText(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/**
+ * Exact UTF-8 byte length of `text` without encoding it (lone surrogates count as the 3-byte
+ * replacement character, as TextEncoder writes them).
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const low = text.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        bytes += 2; // 4 bytes for 2 UTF-16 units
+        i++;
+      } else bytes += 2;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/** Concatenates byte arrays into one. */
+export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const size = total ?? parts.reduce((sum, part) => sum + part.byteLength, 0);
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Encodes a mixed list of text and byte chunks into one byte array; runs of text are joined and
+ * encoded once.
+ */
+export function encodeParts(parts: readonly (string | Uint8Array)[]): Uint8Array {
+  const out: Uint8Array[] = [];
+  let text: string[] = [];
+  for (const part of parts) {
+    if (typeof part === "string") text.push(part);
+    else {
+      if (text.length > 0) {
+        out.push(encoder.encode(text.join("")));
+        text = [];
+      }
+      out.push(part);
+    }
+  }
+  if (text.length > 0) out.push(encoder.encode(text.join("")));
+  return out.length === 0 ? new Uint8Array(0) : concatBytes(out);
+}

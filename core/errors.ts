@@ -1,0 +1,217 @@
+// The error classes every part of the runner throws: one base, a stable `code` each.
+
+/** Stable machine-readable codes carried by every {@linkcode RunnerError}. */
+export type RunnerErrorCode =
+  | "runner_error"
+  | "validation_failed"
+  | "run_conflict"
+  | "not_found"
+  | StorageErrorCode;
+
+/**
+ * Codes of {@linkcode StorageError}. `precondition_failed`: a create-only or conditional
+ * write found the key in the wrong state. `invalid_key`: the key was refused before any I/O.
+ * `access_denied`: the backend refused the credentials. `unavailable`: the backend kept
+ * failing after retries. `storage_failed`: anything else.
+ */
+export type StorageErrorCode =
+  | "storage_failed"
+  | "precondition_failed"
+  | "invalid_key"
+  | "access_denied"
+  | "unavailable";
+
+/** Options shared by all runner error constructors. */
+export interface RunnerErrorOptions {
+  /** The underlying error, kept for debugging; never holds credentials. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error the runner throws on purpose.
+ *
+ * Callers branch on `code` (stable) or `instanceof`, never on the message.
+ *
+ * @example
+ * ```ts
+ * import { RunnerError } from "./errors.ts";
+ * const error = new RunnerError("Something went wrong");
+ * console.log(error.code); // "runner_error"
+ * ```
+ */
+export class RunnerError extends Error {
+  /** Stable code identifying the kind of failure. */
+  readonly code: RunnerErrorCode;
+
+  /**
+   * @param message Human-readable, sentence case, values quoted.
+   * @param options The cause, if any.
+   * @param code The stable code; subclasses pass their own.
+   */
+  constructor(message: string, options: RunnerErrorOptions = {}, code: RunnerErrorCode = "runner_error") {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** One problem found while validating input. */
+export interface ValidationIssue {
+  /** Dotted path of the offending field, e.g. `runtime.repoRoot`. */
+  path: string;
+  /** What is wrong with it. */
+  message: string;
+}
+
+/**
+ * Input was refused before anything was written.
+ *
+ * @example
+ * ```ts
+ * import { ValidationError } from "./errors.ts";
+ * const error = new ValidationError([{ path: "taskId", message: "Must not contain '..'" }]);
+ * console.log(error.field, error.message);
+ * ```
+ */
+export class ValidationError extends RunnerError {
+  /** Every problem found, in input order. */
+  readonly issues: readonly ValidationIssue[];
+  /** The path of the first offending field. */
+  readonly field: string;
+
+  /**
+   * @param issues The problems found; at least one.
+   * @param context What was being validated, used as the message prefix.
+   */
+  constructor(issues: readonly ValidationIssue[], context = "Invalid input") {
+    const first = issues[0] ?? { path: "(root)", message: "Invalid value" };
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : "";
+    super(`${context}: '${first.path}' ${first.message}${more}`, {}, "validation_failed");
+    this.issues = issues;
+    this.field = first.path;
+  }
+}
+
+/**
+ * A run with the same task and run id already exists on the storage, or another writer
+ * took over a run's state.
+ */
+export class RunConflictError extends RunnerError {
+  /** Task id of the conflicting run. */
+  readonly taskId: string;
+  /** Run id of the conflicting run. */
+  readonly runId: string;
+
+  /**
+   * @param taskId Task id of the conflicting run.
+   * @param runId Run id of the conflicting run.
+   * @param options Message override and cause.
+   */
+  constructor(taskId: string, runId: string, options: RunnerErrorOptions & { message?: string } = {}) {
+    super(
+      options.message ?? `Run '${runId}' of task '${taskId}' already exists`,
+      options,
+      "run_conflict",
+    );
+    this.taskId = taskId;
+    this.runId = runId;
+  }
+}
+
+/** Storage operations named in {@linkcode StorageError}. */
+export type StorageOperation = "read" | "write" | "append" | "list" | "delete" | "replace" | "writeStream";
+
+/** What a storage adapter says about a failure; a safe, credential-free description. */
+export interface StorageErrorDetails {
+  /** The adapter's `name`, e.g. `fs` or `s3`. */
+  adapter: string;
+  /** The operation that failed. */
+  operation: StorageOperation | string;
+  /** The key (or prefix, for `list`) it was applied to. */
+  key: string;
+  /** The stable code; `storage_failed` when omitted. */
+  code?: StorageErrorCode;
+  /** HTTP status, for remote adapters. */
+  status?: number;
+  /** The backend's own error code, e.g. S3's `AccessDenied`. */
+  backendCode?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * A storage adapter failed. Carries the adapter, operation and key, never a credential.
+ *
+ * `code` is `"precondition_failed"` when a create-only or conditional write found the key
+ * in the wrong state; the runner turns that into {@linkcode RunConflictError}.
+ *
+ * @example
+ * ```ts
+ * import { StorageError } from "./errors.ts";
+ * const error = new StorageError("Disk full", { adapter: "fs", operation: "write", key: "runs/a/b/meta.json" });
+ * console.log(error.code, error.key); // "storage_failed" "runs/a/b/meta.json"
+ * ```
+ */
+export class StorageError extends RunnerError {
+  /** The adapter's `name`. */
+  readonly adapter: string;
+  /** The failed operation. */
+  readonly operation: string;
+  /** The key it was applied to. */
+  readonly key: string;
+  /** HTTP status, for remote adapters. */
+  readonly status?: number;
+  /** The backend's own error code. */
+  readonly backendCode?: string;
+
+  /**
+   * @param message What happened, sentence case.
+   * @param details Adapter, operation, key and optional code/status/backend code.
+   */
+  constructor(message: string, details: StorageErrorDetails) {
+    super(
+      `${message} (${details.adapter} ${details.operation} '${details.key}')`,
+      { cause: details.cause },
+      details.code ?? "storage_failed",
+    );
+    this.adapter = details.adapter;
+    this.operation = details.operation;
+    this.key = details.key;
+    if (details.status !== undefined) this.status = details.status;
+    if (details.backendCode !== undefined) this.backendCode = details.backendCode;
+  }
+
+  /** Plain data for logs and JSON; the cause is reduced to its message. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      adapter: this.adapter,
+      operation: this.operation,
+      key: this.key,
+      status: this.status,
+      backendCode: this.backendCode,
+    };
+  }
+}
+
+/** Returns true when `error` is a storage failure caused by a lost conditional write. */
+export function isPreconditionFailed(error: unknown): boolean {
+  return error instanceof StorageError && error.code === "precondition_failed";
+}
+
+/** A run, log or record that was looked up does not exist. */
+export class NotFoundError extends RunnerError {
+  /** The storage key or location that was missing. */
+  readonly key: string;
+
+  /**
+   * @param message What was missing, sentence case.
+   * @param key The storage key looked up.
+   */
+  constructor(message: string, key: string) {
+    super(message, {}, "not_found");
+    this.key = key;
+  }
+}

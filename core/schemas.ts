@@ -1,0 +1,189 @@
+// Zod schemas for the request and the stored records, and the one helper that turns zod issues
+// into a ValidationError naming the field.
+
+import { z } from "zod";
+import { ValidationError, type ValidationIssue } from "./errors.ts";
+import type {
+  RunMetadata,
+  RunStateSnapshot,
+  StepExecutionRequest,
+  WorkerLifecycleLogEntry,
+} from "./types.ts";
+
+/** Longest id accepted, in characters. */
+export const MAX_ID_LENGTH = 128;
+
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Returns why `value` cannot be used as an id that ends up in paths and keys, or undefined.
+ *
+ * @param value The candidate id.
+ * @returns A reason, or `undefined` when the id is safe.
+ */
+export function idProblem(value: string): string | undefined {
+  if (value.length === 0) return "must not be empty";
+  if (value.length > MAX_ID_LENGTH) return `must be at most ${MAX_ID_LENGTH} characters`;
+  if (value.trim() !== value) return "must not start or end with whitespace";
+  if (CONTROL_CHARS.test(value)) return "must not contain control characters";
+  if (value.includes("/")) return "must not contain '/'";
+  if (value.includes("\\")) return "must not contain '\\'";
+  if (value.includes("..")) return "must not contain '..'";
+  if (value === ".") return "must not be '.'";
+  return undefined;
+}
+
+/** A path-safe id: 1–128 characters, no `/`, `\`, `..`, control characters. */
+export const IdSchema: z.ZodType<string> = z.string().superRefine((value, ctx) => {
+  const problem = idProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty`);
+const isoDate = z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be an ISO 8601 date");
+
+const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) => {
+  if (CONTROL_CHARS.test(value)) ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+  const relative = value.replace(/^([A-Za-z]:)?[\\/]+/, "");
+  if (relative.split(/[\\/]/).some((segment) => segment === "..")) {
+    ctx.addIssue({ code: "custom", message: "must not contain a '..' segment" });
+  }
+});
+
+/** Schema of {@linkcode StepExecutionRequest}. Unknown keys are allowed and kept. */
+export const StepExecutionRequestSchema: z.ZodType<StepExecutionRequest> = z.looseObject({
+  taskId: IdSchema,
+  stepId: IdSchema,
+  stepName: nonEmpty("stepName").max(1000),
+  stepKind: nonEmpty("stepKind").max(200),
+  runId: IdSchema,
+  attempt: z.number().int().min(1).max(1_000_000),
+  workerKind: nonEmpty("workerKind").max(200),
+  timeoutSec: z.number().positive().max(7 * 24 * 3600),
+  createdAt: isoDate.optional(),
+  promptSummary: z.string().max(100_000).optional(),
+  command: z.union([
+    z.string().min(1),
+    z.array(z.string()).min(1),
+  ]).optional(),
+  runtime: z.looseObject({
+    repoRoot: nonEmpty("repoRoot").max(4096),
+    worktreePath: nonEmpty("worktreePath").max(4096),
+    runsRootDir: runsRootDirSchema.optional(),
+  }),
+  checkpoint: z.object({
+    mode: z.enum(["capture", "disabled"]).optional(),
+    summary: z.boolean().optional(),
+    logTail: z.boolean().optional(),
+    logTailLines: z.number().int().min(1).max(1000).optional(),
+    gitDiff: z.object({
+      cadenceSec: z.object({ min: z.number().positive(), max: z.number().positive() })
+        .refine((c) => c.min <= c.max, "min must not exceed max").optional(),
+      baseRef: z.string().min(1).optional(),
+      includeStat: z.boolean().optional(),
+    }).optional(),
+  }).optional(),
+}) as z.ZodType<StepExecutionRequest>;
+
+/** Schema of `meta.json`. */
+export const RunMetadataSchema: z.ZodType<RunMetadata> = z.object({
+  layoutVersion: z.string(),
+  taskId: z.string(),
+  stepId: z.string(),
+  stepName: z.string(),
+  runId: z.string(),
+  workerKind: z.string(),
+  attempt: z.number(),
+  repoRoot: z.string(),
+  worktreePath: z.string(),
+  createdAt: z.string(),
+  checkpointMode: z.string(),
+  promptSummary: z.string().optional(),
+  command: z.union([z.string(), z.array(z.string())]).optional(),
+});
+
+/** Schema of `state.json`. */
+export const RunStateSnapshotSchema: z.ZodType<RunStateSnapshot> = z.object({
+  status: z.enum(["prepared", "running", "completed", "failed", "blocked"]),
+  attempt: z.number(),
+  startedAt: z.string(),
+  updatedAt: z.string(),
+  finishedAt: z.string().optional(),
+  lastEventSeq: z.number(),
+  checkpointSeq: z.number(),
+  summary: z.string().optional(),
+  exitCode: z.number().optional(),
+  stdoutBytes: z.number().optional(),
+  stderrBytes: z.number().optional(),
+  droppedBytes: z.object({ stdout: z.number(), stderr: z.number() }).optional(),
+  reason: z.string().optional(),
+});
+
+const structuredValue: z.ZodType<unknown> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(structuredValue),
+    z.record(z.string(), structuredValue),
+  ])
+);
+
+/** Schema of one `worker.log` line. */
+export const WorkerLifecycleLogEntrySchema: z.ZodType<WorkerLifecycleLogEntry> = z.object({
+  taskId: z.string(),
+  stepId: z.string(),
+  runId: z.string(),
+  seq: z.number().int().positive(),
+  channel: z.literal("worker"),
+  eventId: z.string(),
+  type: z.enum([
+    "run_prepared",
+    "checkpoint_slot_reserved",
+    "worker_started",
+    "artifact_saved",
+    "output_truncated",
+    "worker_execution_deferred",
+    "worker_exited",
+    "step_prepared",
+    "step_completed",
+    "step_failed",
+    "step_blocked",
+  ]),
+  level: z.enum(["debug", "info", "warn", "error"]),
+  createdAt: z.string(),
+  message: z.string(),
+  data: z.record(z.string(), structuredValue),
+  renderedLine: z.string(),
+}) as z.ZodType<WorkerLifecycleLogEntry>;
+
+/**
+ * Converts zod issues into a {@linkcode ValidationError} naming the first offending field.
+ *
+ * @param error The zod error.
+ * @param context Message prefix, e.g. `Invalid step request`.
+ * @returns The error to throw.
+ */
+export function toValidationError(error: z.ZodError, context: string): ValidationError {
+  const issues: ValidationIssue[] = error.issues.map((issue) => ({
+    path: issue.path.length === 0 ? "(root)" : issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+  return new ValidationError(issues, context);
+}
+
+/**
+ * Parses `value` with `schema` or throws a {@linkcode ValidationError}.
+ *
+ * @param schema The schema.
+ * @param value The input.
+ * @param context Message prefix.
+ * @returns The parsed value.
+ */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, context: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw toValidationError(parsed.error, context);
+  return parsed.data;
+}

@@ -1,0 +1,91 @@
+/**
+ * `@baa-conductor/runner` runs one attempt of one step of a task through a worker (an agent CLI,
+ * a script, a function) and records everything about it durably: immutable metadata, live state,
+ * a sequenced lifecycle log, raw stdout/stderr, checkpoints and artifacts, on the filesystem, in
+ * memory, or in S3-compatible object storage.
+ *
+ * Writes are batched (about once a second, on size, and at the end), memory stays bounded however
+ * much a worker prints, and a run can be read back — live or finished — by any process.
+ *
+ * @example Run a step in memory and read it back
+ * ```ts
+ * import { createMemoryStorage, readRun, readRunLog, runStep } from "./mod.ts";
+ *
+ * const storage = createMemoryStorage();
+ * const result = await runStep({
+ *   taskId: "task-1", stepId: "lint", stepName: "Lint", stepKind: "check", runId: "run-1",
+ *   attempt: 1, workerKind: "script", timeoutSec: 60,
+ *   runtime: { repoRoot: "/repo", worktreePath: "/repo" },
+ * }, {
+ *   async execute(_run, context) {
+ *     await context.stdout("checking 12 files\n");
+ *     return { ok: true, outcome: "completed", summary: "No problems." };
+ *   },
+ * }, { storage });
+ *
+ * console.log(result.outcome); // "completed"
+ * const run = await readRun(storage, { taskId: "task-1", runId: "run-1" });
+ * console.log(run.state?.status, run.events.length);
+ * console.log(await readRunLog(storage, { taskId: "task-1", runId: "run-1" }, "stdout"));
+ * ```
+ *
+ * @module
+ */
+
+export { createPlaceholderWorkerExecutor, prepareStepRun, runStep } from "./core/runner.ts";
+export type { RunStepOptions } from "./core/runner.ts";
+export type {
+  RunAbortReason,
+  SaveArtifactOptions,
+  WorkerExecutionContext,
+  WorkerExecutionOutcome,
+  WorkerExecutor,
+} from "./core/executor.ts";
+export { listRuns, readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
+export type { ListRunsOptions, RunListEntry, RunLiveness, RunRef, StoredArtifact, StoredRun } from "./core/read.ts";
+export {
+  isPreconditionFailed,
+  NotFoundError,
+  RunConflictError,
+  RunnerError,
+  StorageError,
+  ValidationError,
+} from "./core/errors.ts";
+export type {
+  RunnerErrorCode,
+  RunnerErrorOptions,
+  StorageErrorCode,
+  StorageErrorDetails,
+  StorageOperation,
+  ValidationIssue,
+} from "./core/errors.ts";
+export {
+  IdSchema,
+  RunMetadataSchema,
+  RunStateSnapshotSchema,
+  StepExecutionRequestSchema,
+  WorkerLifecycleLogEntrySchema,
+} from "./core/schemas.ts";
+export { DEFAULT_RUN_LAYOUT_VERSION, DEFAULT_RUNS_DIRECTORY_NAME } from "./core/types.ts";
+export type * from "./core/types.ts";
+export type {
+  CheckpointConfig,
+  CheckpointRecord,
+  CheckpointState,
+  CheckpointType,
+  GitCommandPlan,
+  GitDiffPlan,
+  RunCheckpointManager,
+} from "./core/checkpoints.ts";
+export { createRedactor } from "./core/redact.ts";
+export type { RedactionStream, Redactor, RedactorOptions } from "./core/redact.ts";
+export { createMemoryStorage } from "./storage/memory.ts";
+export { createFsStorage } from "./storage/fs.ts";
+export type { FsStorageOptions } from "./storage/fs.ts";
+export type {
+  RunStorage,
+  StorageReplaceOptions,
+  StorageWriteOptions,
+  StorageWriteResult,
+  StorageWriteStreamOptions,
+} from "./storage/types.ts";

@@ -1,0 +1,206 @@
+// Filesystem storage: atomic replace for records, native append for logs. `node:` modules are
+// loaded on first use, so importing this file (and mod.ts) loads none.
+
+import { z } from "zod";
+import { StorageError, type StorageErrorCode } from "../core/errors.ts";
+import { parseOrThrow } from "../core/schemas.ts";
+import { assertValidKey } from "./keys.ts";
+import type { RunStorage } from "./types.ts";
+
+/** Options of {@linkcode createFsStorage}. */
+export interface FsStorageOptions {
+  /** Directory every key is relative to; created on first write. Relative to the cwd if relative. */
+  root: string;
+}
+
+const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.object({
+  root: z.string().min(1, "must not be empty"),
+});
+
+type FsModules = {
+  fs: typeof import("node:fs/promises");
+};
+
+let modules: Promise<FsModules> | undefined;
+function load(): Promise<FsModules> {
+  modules ??= import("node:fs/promises").then((fs) => ({ fs }));
+  return modules;
+}
+
+const TEMP_PREFIX = ".tmp-";
+
+function currentDirectory(): string {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  return g.process?.cwd?.() ?? g.Deno?.cwd?.() ?? "/";
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
+}
+
+/**
+ * Creates a storage on the local filesystem under `root`.
+ *
+ * - `write` is atomic: a temp file in the same folder, then `rename`. Create-only writes link the
+ *   temp file into place, which fails atomically when the key exists (`precondition_failed`).
+ * - `append` appends in place (logs); `writeStream` streams to a temp file and renames.
+ * - `locate(key)` is the absolute file path.
+ *
+ * @param options `root`: the directory keys are relative to.
+ * @returns The storage.
+ * @throws {ValidationError} `root` is missing or empty.
+ *
+ * @example
+ * ```ts
+ * import { createFsStorage } from "./fs.ts";
+ * const root = await Deno.makeTempDir();
+ * const storage = createFsStorage({ root });
+ * await storage.write("runs/t/r/meta.json", "{}");
+ * console.log(storage.locate("runs/t/r/meta.json")); // <root>/runs/t/r/meta.json
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export function createFsStorage(options: FsStorageOptions): RunStorage {
+  const { root: givenRoot } = parseOrThrow(FsStorageOptionsSchema, options, "Invalid fs storage options");
+  const separator = /^[A-Za-z]:\\/.test(givenRoot) || givenRoot.startsWith("\\\\") ? "\\" : "/";
+  const absolute = /^([A-Za-z]:)?[\\/]/.test(givenRoot) ? givenRoot : `${currentDirectory()}/${givenRoot}`;
+  const root = absolute.length > 1 ? absolute.replace(/[\\/]+$/, "") : absolute;
+  const name = "fs";
+  const pathOf = (key: string) => key === "" ? root : `${root}${separator}${key.split("/").join(separator)}`;
+  const dirOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf(separator), 1));
+
+  function fail(error: unknown, operation: string, key: string): never {
+    if (error instanceof StorageError) throw error;
+    const code = errorCode(error);
+    const mapped: StorageErrorCode = code === "EEXIST"
+      ? "precondition_failed"
+      : code === "EACCES" || code === "EPERM"
+      ? "access_denied"
+      : "storage_failed";
+    const reason = code === "EEXIST" ? "Key already exists" : `Filesystem ${operation} failed${code ? ` (${code})` : ""}`;
+    throw new StorageError(reason, { adapter: name, operation, key, code: mapped, cause: error });
+  }
+
+  async function withParent<T>(path: string, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") throw error;
+      const { fs } = await load();
+      await fs.mkdir(dirOf(path), { recursive: true });
+      return await operation();
+    }
+  }
+
+  function tempPath(path: string): string {
+    const slash = path.lastIndexOf(separator);
+    const random = crypto.getRandomValues(new Uint32Array(2)).join("");
+    return `${path.slice(0, slash + 1)}${TEMP_PREFIX}${path.slice(slash + 1)}-${random}`;
+  }
+
+  async function* walk(fs: FsModules["fs"], dir: string, keyPrefix: string): AsyncGenerator<string> {
+    let children;
+    try {
+      children = await fs.readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return;
+      throw error;
+    }
+    for (const child of children) {
+      if (child.name.startsWith(TEMP_PREFIX)) continue;
+      const key = `${keyPrefix}${child.name}`;
+      if (child.isDirectory()) yield* walk(fs, `${dir}${separator}${child.name}`, `${key}/`);
+      else if (child.isFile()) yield key;
+    }
+  }
+
+  return {
+    name,
+    async read(key) {
+      assertValidKey(name, "read", key);
+      const { fs } = await load();
+      try {
+        return new Uint8Array(await fs.readFile(pathOf(key)));
+      } catch (error) {
+        if (errorCode(error) === "ENOENT") return undefined;
+        fail(error, "read", key);
+      }
+    },
+    async write(key, data, writeOptions) {
+      assertValidKey(name, "write", key);
+      const { fs } = await load();
+      const path = pathOf(key);
+      const temp = tempPath(path);
+      try {
+        await withParent(path, () => fs.writeFile(temp, data));
+        if (writeOptions?.ifNoneMatch === "*") {
+          // link() refuses an existing target atomically: create-only without a window.
+          try {
+            await fs.link(temp, path);
+          } finally {
+            await fs.unlink(temp).catch(() => {});
+          }
+        } else {
+          await fs.rename(temp, path);
+        }
+      } catch (error) {
+        await fs.unlink(temp).catch(() => {});
+        fail(error, "write", key);
+      }
+    },
+    async *list(prefix) {
+      assertValidKey(name, "list", prefix, true);
+      const { fs } = await load();
+      const cut = prefix.lastIndexOf("/");
+      const dirKey = cut < 0 ? "" : prefix.slice(0, cut);
+      try {
+        for await (const key of walk(fs, pathOf(dirKey), dirKey === "" ? "" : `${dirKey}/`)) {
+          if (key.startsWith(prefix)) yield key;
+        }
+      } catch (error) {
+        fail(error, "list", prefix);
+      }
+    },
+    async delete(key) {
+      assertValidKey(name, "delete", key);
+      const { fs } = await load();
+      try {
+        await fs.unlink(pathOf(key));
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") fail(error, "delete", key);
+      }
+    },
+    locate(key) {
+      return pathOf(key);
+    },
+    async append(key, data) {
+      assertValidKey(name, "append", key);
+      const { fs } = await load();
+      const path = pathOf(key);
+      try {
+        await withParent(path, () => fs.appendFile(path, data));
+      } catch (error) {
+        fail(error, "append", key);
+      }
+    },
+    async writeStream(key, source) {
+      assertValidKey(name, "writeStream", key);
+      const { fs } = await load();
+      const path = pathOf(key);
+      const temp = tempPath(path);
+      try {
+        const handle = await withParent(path, () => fs.open(temp, "w"));
+        try {
+          for await (const chunk of source) await handle.write(chunk);
+        } finally {
+          await handle.close();
+        }
+        await fs.rename(temp, path);
+      } catch (error) {
+        await fs.unlink(temp).catch(() => {});
+        fail(error, "writeStream", key);
+      }
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// In-memory storage: for tests and short-lived runs. No disk, no network, every capability.
+
+import { concatBytes, encodeText } from "../core/bytes.ts";
+import { StorageError } from "../core/errors.ts";
+import { assertValidKey } from "./keys.ts";
+import type { RunStorage } from "./types.ts";
+
+interface Entry {
+  chunks: Uint8Array[];
+  size: number;
+  etag: string;
+}
+
+/**
+ * Creates a storage that keeps every key in memory. Appends are kept as chunks and joined on
+ * read, so appending a large log stays linear. Offers `append`, `replace` (with etags),
+ * `writeStream` and `deleteMany`.
+ *
+ * @returns The storage; `locate(key)` is `memory://<key>`.
+ *
+ * @example
+ * ```ts
+ * import { createMemoryStorage } from "./memory.ts";
+ * const storage = createMemoryStorage();
+ * await storage.write("a/b.txt", "hello");
+ * console.log(new TextDecoder().decode(await storage.read("a/b.txt"))); // "hello"
+ * ```
+ */
+export function createMemoryStorage(): RunStorage {
+  const entries = new Map<string, Entry>();
+  let version = 0;
+  const name = "memory";
+  const toBytes = (data: Uint8Array | string) => typeof data === "string" ? encodeText(data) : data.slice();
+  const put = (key: string, data: Uint8Array) => {
+    const etag = `m${++version}`;
+    entries.set(key, { chunks: [data], size: data.byteLength, etag });
+    return { etag };
+  };
+
+  return {
+    name,
+    read(key) {
+      assertValidKey(name, "read", key);
+      const entry = entries.get(key);
+      if (entry === undefined) return Promise.resolve(undefined);
+      if (entry.chunks.length > 1) entry.chunks = [concatBytes(entry.chunks, entry.size)];
+      return Promise.resolve(entry.chunks[0].slice());
+    },
+    write(key, data, options) {
+      assertValidKey(name, "write", key);
+      if (options?.ifNoneMatch === "*" && entries.has(key)) {
+        return Promise.reject(
+          new StorageError("Key already exists", { adapter: name, operation: "write", key, code: "precondition_failed" }),
+        );
+      }
+      return Promise.resolve(put(key, toBytes(data)));
+    },
+    async *list(prefix) {
+      assertValidKey(name, "list", prefix, true);
+      for (const key of [...entries.keys()]) if (key.startsWith(prefix)) yield key;
+    },
+    delete(key) {
+      assertValidKey(name, "delete", key);
+      entries.delete(key);
+      return Promise.resolve();
+    },
+    locate(key) {
+      return `memory://${key}`;
+    },
+    append(key, data) {
+      assertValidKey(name, "append", key);
+      const entry = entries.get(key);
+      if (entry === undefined) put(key, data.slice());
+      else {
+        entry.chunks.push(data.slice());
+        entry.size += data.byteLength;
+        entry.etag = `m${++version}`;
+      }
+      return Promise.resolve();
+    },
+    replace(key, data, options) {
+      assertValidKey(name, "replace", key);
+      const entry = entries.get(key);
+      if (entry === undefined || entry.etag !== options.ifMatch) {
+        return Promise.reject(
+          new StorageError("Key changed since it was read", { adapter: name, operation: "replace", key, code: "precondition_failed" }),
+        );
+      }
+      return Promise.resolve(put(key, toBytes(data)));
+    },
+    async writeStream(key, source) {
+      assertValidKey(name, "writeStream", key);
+      const parts: Uint8Array[] = [];
+      for await (const part of source) parts.push(part.slice());
+      return put(key, concatBytes(parts));
+    },
+    deleteMany(keys) {
+      for (const key of keys) assertValidKey(name, "delete", key);
+      for (const key of keys) entries.delete(key);
+      return Promise.resolve();
+    },
+  };
+}
