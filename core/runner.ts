@@ -579,7 +579,8 @@ export async function runStep(
     };
     const execution: Promise<Ending> = Promise.resolve()
       .then(() => executor.execute(run, context))
-      .then((outcome): Ending => ({ kind: "returned", outcome: checkOutcome(outcome) }), (error): Ending => ({ kind: "threw", error }));
+      .then(checkOutcome)
+      .then((outcome): Ending => ({ kind: "returned", outcome }), (error): Ending => ({ kind: "threw", error }));
     const abandoned = new Promise<Ending>((resolve) => {
       const startGrace = () => {
         graceTimer = setTimeout(() => resolve({ kind: "abandoned" }), timeoutGraceMs);

@@ -39,35 +39,32 @@ export function createMemoryStorage(): RunStorage {
 
   return {
     name,
-    read(key) {
+    async read(key) {
       assertValidKey(name, "read", key);
       const entry = entries.get(key);
-      if (entry === undefined) return Promise.resolve(undefined);
+      if (entry === undefined) return undefined;
       if (entry.chunks.length > 1) entry.chunks = [concatBytes(entry.chunks, entry.size)];
-      return Promise.resolve(entry.chunks[0].slice());
+      return entry.chunks[0].slice();
     },
-    write(key, data, options) {
+    async write(key, data, options) {
       assertValidKey(name, "write", key);
       if (options?.ifNoneMatch === "*" && entries.has(key)) {
-        return Promise.reject(
-          new StorageError("Key already exists", { adapter: name, operation: "write", key, code: "precondition_failed" }),
-        );
+        throw new StorageError("Key already exists", { adapter: name, operation: "write", key, code: "precondition_failed" });
       }
-      return Promise.resolve(put(key, toBytes(data)));
+      return put(key, toBytes(data));
     },
     async *list(prefix) {
       assertValidKey(name, "list", prefix, true);
       for (const key of [...entries.keys()]) if (key.startsWith(prefix)) yield key;
     },
-    delete(key) {
+    async delete(key) {
       assertValidKey(name, "delete", key);
       entries.delete(key);
-      return Promise.resolve();
     },
     locate(key) {
       return `memory://${key}`;
     },
-    append(key, data) {
+    async append(key, data) {
       assertValidKey(name, "append", key);
       const entry = entries.get(key);
       if (entry === undefined) put(key, data.slice());
@@ -76,17 +73,14 @@ export function createMemoryStorage(): RunStorage {
         entry.size += data.byteLength;
         entry.etag = `m${++version}`;
       }
-      return Promise.resolve();
     },
-    replace(key, data, options) {
+    async replace(key, data, options) {
       assertValidKey(name, "replace", key);
       const entry = entries.get(key);
       if (entry === undefined || entry.etag !== options.ifMatch) {
-        return Promise.reject(
-          new StorageError("Key changed since it was read", { adapter: name, operation: "replace", key, code: "precondition_failed" }),
-        );
+        throw new StorageError("Key changed since it was read", { adapter: name, operation: "replace", key, code: "precondition_failed" });
       }
-      return Promise.resolve(put(key, toBytes(data)));
+      return put(key, toBytes(data));
     },
     async writeStream(key, source) {
       assertValidKey(name, "writeStream", key);
@@ -94,10 +88,9 @@ export function createMemoryStorage(): RunStorage {
       for await (const part of source) parts.push(part.slice());
       return put(key, concatBytes(parts));
     },
-    deleteMany(keys) {
+    async deleteMany(keys) {
       for (const key of keys) assertValidKey(name, "delete", key);
       for (const key of keys) entries.delete(key);
-      return Promise.resolve();
     },
   };
 }
