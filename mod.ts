@@ -59,6 +59,7 @@ export type {
   StorageOperation,
   ValidationIssue,
 } from "./core/errors.ts";
+export type { RunnerSchema, SchemaParseResult } from "./core/schemas.ts";
 export {
   IdSchema,
   RunMetadataSchema,

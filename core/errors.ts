@@ -44,6 +44,8 @@ export class RunnerError extends Error {
   readonly code: RunnerErrorCode;
 
   /**
+   * Creates the error.
+   *
    * @param message Human-readable, sentence case, values quoted.
    * @param options The cause, if any.
    * @param code The stable code; subclasses pass their own.
@@ -80,6 +82,8 @@ export class ValidationError extends RunnerError {
   readonly field: string;
 
   /**
+   * Creates the error.
+   *
    * @param issues The problems found; at least one.
    * @param context What was being validated, used as the message prefix.
    */
@@ -103,6 +107,8 @@ export class RunConflictError extends RunnerError {
   readonly runId: string;
 
   /**
+   * Creates the error.
+   *
    * @param taskId Task id of the conflicting run.
    * @param runId Run id of the conflicting run.
    * @param options Message override and cause.
@@ -165,6 +171,8 @@ export class StorageError extends RunnerError {
   readonly backendCode?: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What happened, sentence case.
    * @param details Adapter, operation, key and optional code/status/backend code.
    */
@@ -207,6 +215,8 @@ export class NotFoundError extends RunnerError {
   readonly key: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What was missing, sentence case.
    * @param key The storage key looked up.
    */

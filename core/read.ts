@@ -5,7 +5,7 @@ import { concatBytes } from "./bytes.ts";
 import type { CheckpointRecord } from "./checkpoints.ts";
 import { NotFoundError } from "./errors.ts";
 import { createLocalRunPaths, createRunKeys, logKey, normalizePrefix, segmentPrefix } from "./layout.ts";
-import { IdSchema, parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
+import { IdSchema, idSchema, parseOrThrow, type RunnerSchema, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
 import type {
   LocalRunPaths,
   RunKeys,
@@ -76,7 +76,7 @@ export interface ListRunsOptions {
   runsRootDir?: string;
 }
 
-const RunRefSchema = z.object({ taskId: IdSchema, runId: IdSchema, runsRootDir: z.string().optional() });
+const RunRefSchema = z.object({ taskId: idSchema(), runId: idSchema(), runsRootDir: z.string().optional() });
 const decoder = new TextDecoder();
 
 function keysOf(ref: RunRef): RunKeys {
@@ -84,7 +84,7 @@ function keysOf(ref: RunRef): RunKeys {
   return createRunKeys(normalizePrefix(ref.runsRootDir), ref.taskId, ref.runId);
 }
 
-async function readJson<T>(storage: RunStorage, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+async function readJson<T>(storage: RunStorage, key: string, schema: RunnerSchema<T>): Promise<T | undefined> {
   const bytes = await storage.read(key);
   if (bytes === undefined) return undefined;
   return parseOrThrow(schema, JSON.parse(decoder.decode(bytes)), `Malformed record '${key}'`);

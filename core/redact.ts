@@ -355,8 +355,8 @@ function concat3(a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
 // back; runtimes without the label fall back to String.fromCharCode.
 let decoder: TextDecoder | null | undefined;
 let fixups: Map<string, string> | undefined;
-const NOT_LATIN1 = /[^\x00-\xff]/;
-const NOT_LATIN1_ALL = /[^\x00-\xff]/g;
+const NOT_LATIN1 = /[\u0100-\uffff]/;
+const NOT_LATIN1_ALL = /[\u0100-\uffff]/g;
 
 function latin1(bytes: Uint8Array): string {
   if (decoder === undefined) {

@@ -10,6 +10,22 @@ import type {
   WorkerLifecycleLogEntry,
 } from "./types.ts";
 
+/**
+ * The exported schemas' type: zod schemas at run time (`parse`, `safeParse` and the rest of zod's
+ * API work on them), typed by the part this library promises so the public types stay our own.
+ */
+export interface RunnerSchema<T> {
+  /** Returns the parsed value or throws zod's error. */
+  parse(value: unknown): T;
+  /** Returns `{ success, data }` or `{ success: false, error }` without throwing. */
+  safeParse(value: unknown): SchemaParseResult<T>;
+}
+
+/** What {@linkcode RunnerSchema.safeParse} returns. */
+export type SchemaParseResult<T> =
+  | { success: true; data: T }
+  | { success: false; error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } };
+
 /** Longest id accepted, in characters. */
 export const MAX_ID_LENGTH = 128;
 
@@ -35,10 +51,15 @@ export function idProblem(value: string): string | undefined {
 }
 
 /** A path-safe id: 1–128 characters, no `/`, `\`, `..`, control characters. */
-export const IdSchema: z.ZodType<string> = z.string().superRefine((value, ctx) => {
-  const problem = idProblem(value);
-  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-});
+export const IdSchema: RunnerSchema<string> = idSchema();
+
+/** Internal: the id schema as a zod type, for composing into other schemas. */
+export function idSchema(): z.ZodType<string> {
+  return z.string().superRefine((value, ctx) => {
+    const problem = idProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+}
 
 const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty`);
 const isoDate = z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be an ISO 8601 date");
@@ -52,12 +73,12 @@ const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) =
 });
 
 /** Schema of {@linkcode StepExecutionRequest}. Unknown keys are allowed and kept. */
-export const StepExecutionRequestSchema: z.ZodType<StepExecutionRequest> = z.looseObject({
-  taskId: IdSchema,
-  stepId: IdSchema,
+export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.looseObject({
+  taskId: idSchema(),
+  stepId: idSchema(),
   stepName: nonEmpty("stepName").max(1000),
   stepKind: nonEmpty("stepKind").max(200),
-  runId: IdSchema,
+  runId: idSchema(),
   attempt: z.number().int().min(1).max(1_000_000),
   workerKind: nonEmpty("workerKind").max(200),
   timeoutSec: z.number().positive().max(7 * 24 * 3600),
@@ -84,10 +105,10 @@ export const StepExecutionRequestSchema: z.ZodType<StepExecutionRequest> = z.loo
       includeStat: z.boolean().optional(),
     }).optional(),
   }).optional(),
-}) as z.ZodType<StepExecutionRequest>;
+}) as unknown as RunnerSchema<StepExecutionRequest>;
 
 /** Schema of `meta.json`. */
-export const RunMetadataSchema: z.ZodType<RunMetadata> = z.object({
+export const RunMetadataSchema: RunnerSchema<RunMetadata> = z.object({
   layoutVersion: z.string(),
   taskId: z.string(),
   stepId: z.string(),
@@ -104,7 +125,7 @@ export const RunMetadataSchema: z.ZodType<RunMetadata> = z.object({
 });
 
 /** Schema of `state.json`. */
-export const RunStateSnapshotSchema: z.ZodType<RunStateSnapshot> = z.object({
+export const RunStateSnapshotSchema: RunnerSchema<RunStateSnapshot> = z.object({
   status: z.enum(["prepared", "running", "completed", "failed", "blocked"]),
   attempt: z.number(),
   startedAt: z.string(),
@@ -132,7 +153,7 @@ const structuredValue: z.ZodType<unknown> = z.lazy(() =>
 );
 
 /** Schema of one `worker.log` line. */
-export const WorkerLifecycleLogEntrySchema: z.ZodType<WorkerLifecycleLogEntry> = z.object({
+export const WorkerLifecycleLogEntrySchema: RunnerSchema<WorkerLifecycleLogEntry> = z.object({
   taskId: z.string(),
   stepId: z.string(),
   runId: z.string(),
@@ -157,7 +178,7 @@ export const WorkerLifecycleLogEntrySchema: z.ZodType<WorkerLifecycleLogEntry> =
   message: z.string(),
   data: z.record(z.string(), structuredValue),
   renderedLine: z.string(),
-}) as z.ZodType<WorkerLifecycleLogEntry>;
+}) as unknown as RunnerSchema<WorkerLifecycleLogEntry>;
 
 /**
  * Converts zod issues into a {@linkcode ValidationError} naming the first offending field.
@@ -166,7 +187,10 @@ export const WorkerLifecycleLogEntrySchema: z.ZodType<WorkerLifecycleLogEntry> =
  * @param context Message prefix, e.g. `Invalid step request`.
  * @returns The error to throw.
  */
-export function toValidationError(error: z.ZodError, context: string): ValidationError {
+export function toValidationError(
+  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
+  context: string,
+): ValidationError {
   const issues: ValidationIssue[] = error.issues.map((issue) => ({
     path: issue.path.length === 0 ? "(root)" : issue.path.map(String).join("."),
     message: issue.message,
@@ -182,7 +206,7 @@ export function toValidationError(error: z.ZodError, context: string): Validatio
  * @param context Message prefix.
  * @returns The parsed value.
  */
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, context: string): T {
+export function parseOrThrow<T>(schema: RunnerSchema<T>, value: unknown, context: string): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw toValidationError(parsed.error, context);
   return parsed.data;
