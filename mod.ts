@@ -78,8 +78,10 @@ export type {
   GitDiffPlan,
   RunCheckpointManager,
 } from "./core/checkpoints.ts";
-export { createRedactor } from "./core/redact.ts";
+export { createRedactor, DEFAULT_MAX_PATTERN_BYTES, DEFAULT_REDACTION_MASK, MIN_SECRET_LENGTH } from "./core/redact.ts";
 export type { RedactionStream, Redactor, RedactorOptions } from "./core/redact.ts";
+export { createProcessExecutor } from "./executors/process.ts";
+export type { ProcessExecutorOptions, SecretEnvValue } from "./executors/process.ts";
 export { createMemoryStorage } from "./storage/memory.ts";
 export { createFsStorage } from "./storage/fs.ts";
 export type { FsStorageOptions } from "./storage/fs.ts";

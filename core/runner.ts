@@ -29,7 +29,7 @@ import {
   type RunLogSession,
   summarizeLocalRunLogSession,
 } from "./log-session.ts";
-import { createRedactor, type Redactor, type RedactionStream } from "./redact.ts";
+import { createRedactor, MIN_SECRET_LENGTH, type RedactionStream, type Redactor } from "./redact.ts";
 import { createRunWriter, type RunWriter } from "./run-writer.ts";
 import { idProblem, parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
 import {
@@ -95,7 +95,13 @@ const RunStepOptionsSchema = z.object({
   heartbeatMs: positiveInt(5_000).optional(),
   tailEntries: z.number().int().min(0).max(100_000).optional(),
   timeoutGraceMs: z.number().int().min(0).max(600_000).optional(),
-  secrets: z.array(z.union([z.string(), z.instanceof(RegExp)])).optional(),
+  secrets: z.array(z.union([
+    z.string().refine(
+      (secret) => secret === "" || [...secret].length >= MIN_SECRET_LENGTH,
+      `must be at least ${MIN_SECRET_LENGTH} characters (a shorter secret would mask ordinary output)`,
+    ),
+    z.instanceof(RegExp),
+  ])).optional(),
   maxOutputBytes: z.union([
     z.number().int().min(0),
     z.object({ stdout: z.number().int().min(0).optional(), stderr: z.number().int().min(0).optional() }),
