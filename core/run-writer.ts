@@ -73,6 +73,8 @@ export function createRunWriter(
   const flushBytes = options.flushBytes ?? 1024 * 1024;
   const heartbeatMs = options.heartbeatMs ?? 2000;
   const nativeAppend = typeof storage.append === "function";
+  // One timer serves both the flush interval and the heartbeat.
+  const tickMs = Math.min(flushIntervalMs, heartbeatMs);
   const pending: Record<WorkerLogChannel, Pending> = {
     worker: { parts: [], bytes: 0, segments: 0, totalBytes: 0 },
     stdout: { parts: [], bytes: 0, segments: 0, totalBytes: 0 },
@@ -244,10 +246,10 @@ export function createRunWriter(
       if (timer !== undefined) return;
       timer = setInterval(() => {
         if (failed !== undefined || inFlight > 0) return;
-        if (pendingBytes > 0 || Date.now() - lastStateWrite >= heartbeatMs - flushIntervalMs / 2) {
+        if (pendingBytes > 0 || Date.now() - lastStateWrite >= heartbeatMs - tickMs / 2) {
           flush().catch(() => {});
         }
-      }, flushIntervalMs);
+      }, tickMs);
     },
     async close() {
       if (timer !== undefined) clearInterval(timer);
