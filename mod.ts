@@ -84,6 +84,8 @@ export { createProcessExecutor } from "./executors/process.ts";
 export type { ProcessExecutorOptions, SecretEnvValue } from "./executors/process.ts";
 export { createMemoryStorage } from "./storage/memory.ts";
 export { createFsStorage } from "./storage/fs.ts";
+export { createS3Storage } from "./storage/s3.ts";
+export type { S3RetryOptions, S3StorageOptions } from "./storage/s3.ts";
 export type { FsStorageOptions } from "./storage/fs.ts";
 export type {
   RunStorage,

@@ -125,7 +125,16 @@ export class RunConflictError extends RunnerError {
 }
 
 /** Storage operations named in {@linkcode StorageError}. */
-export type StorageOperation = "read" | "write" | "append" | "list" | "delete" | "replace" | "writeStream";
+export type StorageOperation =
+  | "read"
+  | "write"
+  | "append"
+  | "list"
+  | "delete"
+  | "deleteMany"
+  | "replace"
+  | "writeStream"
+  | "locate";
 
 /** What a storage adapter says about a failure; a safe, credential-free description. */
 export interface StorageErrorDetails {
