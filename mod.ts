@@ -42,7 +42,14 @@ export type {
   WorkerExecutor,
 } from "./core/executor.ts";
 export { listRuns, readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
-export type { ListRunsOptions, RunListEntry, RunLiveness, RunRef, StoredArtifact, StoredRun } from "./core/read.ts";
+export type {
+  ListRunsOptions,
+  RunListEntry,
+  RunLiveness,
+  RunRef,
+  StoredArtifact,
+  StoredRun,
+} from "./core/read.ts";
 export {
   isPreconditionFailed,
   NotFoundError,
@@ -78,7 +85,12 @@ export type {
   GitDiffPlan,
   RunCheckpointManager,
 } from "./core/checkpoints.ts";
-export { createRedactor, DEFAULT_MAX_PATTERN_BYTES, DEFAULT_REDACTION_MASK, MIN_SECRET_LENGTH } from "./core/redact.ts";
+export {
+  createRedactor,
+  DEFAULT_MAX_PATTERN_BYTES,
+  DEFAULT_REDACTION_MASK,
+  MIN_SECRET_LENGTH,
+} from "./core/redact.ts";
 export type { RedactionStream, Redactor, RedactorOptions } from "./core/redact.ts";
 export { createProcessExecutor } from "./executors/process.ts";
 export type { ProcessExecutorOptions, SecretEnvValue } from "./executors/process.ts";

@@ -1,6 +1,11 @@
 // Checkpoint configuration, sequencing and records (preparation summary, log tail, git-diff plan).
 
-import type { CheckpointConfigInput, LocalRunLogSession, StepExecutionRequest, StructuredData } from "./types.ts";
+import type {
+  CheckpointConfigInput,
+  LocalRunLogSession,
+  StepExecutionRequest,
+  StructuredData,
+} from "./types.ts";
 
 /** Kinds of checkpoint records. */
 export type CheckpointType = "summary" | "log_tail" | "git_diff";
@@ -88,7 +93,13 @@ export interface RunCheckpointManager {
   /** Key of `checkpoints/`. */
   readonly checkpointsKey: string;
   /** Sequences a new record (not yet stored). */
-  create(state: CheckpointState, type: CheckpointType, summary: string, data: StructuredData, createdAt?: string): CheckpointRecord;
+  create(
+    state: CheckpointState,
+    type: CheckpointType,
+    summary: string,
+    data: StructuredData,
+    createdAt?: string,
+  ): CheckpointRecord;
 }
 
 /**
@@ -97,7 +108,9 @@ export interface RunCheckpointManager {
  * @param input The request's `checkpoint`.
  * @returns The resolved config.
  */
-export function resolveCheckpointConfig(input: CheckpointConfigInput | undefined): CheckpointConfig {
+export function resolveCheckpointConfig(
+  input: CheckpointConfigInput | undefined,
+): CheckpointConfig {
   const mode = input?.mode ?? "capture";
   const gitDiffPlan = input?.gitDiff === undefined ? undefined : createGitDiffPlan(input.gitDiff);
   const config: CheckpointConfig = {
@@ -105,7 +118,9 @@ export function resolveCheckpointConfig(input: CheckpointConfigInput | undefined
     summary: input?.summary ?? true,
     logTail: input?.logTail ?? true,
     logTailLines: input?.logTailLines ?? 20,
-    supportedTypes: mode === "disabled" ? [] : ["summary", "log_tail", ...(gitDiffPlan ? ["git_diff" as const] : [])],
+    supportedTypes: mode === "disabled"
+      ? []
+      : ["summary", "log_tail", ...(gitDiffPlan ? ["git_diff" as const] : [])],
   };
   if (gitDiffPlan !== undefined && mode === "capture") config.gitDiffPlan = gitDiffPlan;
   return config;
@@ -116,7 +131,10 @@ function createGitDiffPlan(input: NonNullable<CheckpointConfigInput["gitDiff"]>)
     checkpointType: "git_diff",
     cadenceSec: { min: input.cadenceSec?.min ?? 30, max: input.cadenceSec?.max ?? 300 },
     commands: {
-      statusShort: { purpose: "List changed and untracked files.", args: ["git", "status", "--short"] },
+      statusShort: {
+        purpose: "List changed and untracked files.",
+        args: ["git", "status", "--short"],
+      },
       binaryDiff: {
         purpose: "Capture a replayable diff of the worktree, binary files included.",
         args: ["git", "diff", "--binary", ...(input.baseRef ? [input.baseRef] : [])],
@@ -179,7 +197,10 @@ export function createRunCheckpointManager(
  * @param checkpointsDir Location of `checkpoints/`.
  * @returns The state.
  */
-export function createPreparedCheckpointState(config: CheckpointConfig, checkpointsDir: string): CheckpointState {
+export function createPreparedCheckpointState(
+  config: CheckpointConfig,
+  checkpointsDir: string,
+): CheckpointState {
   const state: CheckpointState = {
     mode: config.mode,
     supportedTypes: [...config.supportedTypes],
@@ -236,7 +257,9 @@ export function emitLogTailCheckpoint(
   summary: string,
 ): CheckpointRecord | undefined {
   if (config.mode !== "capture" || !config.logTail) return undefined;
-  const entries = [...session.stdout.entries, ...session.stderr.entries].sort((a, b) => a.seq - b.seq);
+  const entries = [...session.stdout.entries, ...session.stderr.entries].sort((a, b) =>
+    a.seq - b.seq
+  );
   const lines: { seq: number; channel: string; text: string }[] = [];
   const open: Record<string, { seq: number; channel: string; text: string } | undefined> = {};
   for (const entry of entries) {

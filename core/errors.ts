@@ -50,7 +50,11 @@ export class RunnerError extends Error {
    * @param options The cause, if any.
    * @param code The stable code; subclasses pass their own.
    */
-  constructor(message: string, options: RunnerErrorOptions = {}, code: RunnerErrorCode = "runner_error") {
+  constructor(
+    message: string,
+    options: RunnerErrorOptions = {},
+    code: RunnerErrorCode = "runner_error",
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -113,7 +117,11 @@ export class RunConflictError extends RunnerError {
    * @param runId Run id of the conflicting run.
    * @param options Message override and cause.
    */
-  constructor(taskId: string, runId: string, options: RunnerErrorOptions & { message?: string } = {}) {
+  constructor(
+    taskId: string,
+    runId: string,
+    options: RunnerErrorOptions & { message?: string } = {},
+  ) {
     super(
       options.message ?? `Run '${runId}' of task '${taskId}' already exists`,
       options,

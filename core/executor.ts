@@ -1,6 +1,11 @@
 // The executor contract: what a worker receives (the prepared run and a context) and returns.
 
-import type { PreparedStepRun, StepArtifact, StepExecutionOutcome, StructuredData } from "./types.ts";
+import type {
+  PreparedStepRun,
+  StepArtifact,
+  StepExecutionOutcome,
+  StructuredData,
+} from "./types.ts";
 
 /** Options of {@linkcode WorkerExecutionContext.saveArtifact}. */
 export interface SaveArtifactOptions {

@@ -66,7 +66,11 @@ export function createRunKeys(runsRoot: string, taskId: string, runId: string): 
 
 /** The key of a log channel of a run. */
 export function logKey(keys: RunKeys, channel: WorkerLogChannel): string {
-  return channel === "worker" ? keys.workerLog : channel === "stdout" ? keys.stdoutLog : keys.stderrLog;
+  return channel === "worker"
+    ? keys.workerLog
+    : channel === "stdout"
+    ? keys.stdoutLog
+    : keys.stderrLog;
 }
 
 /**
@@ -90,7 +94,11 @@ export function segmentKey(logKeyValue: string, index: number): string {
  * @param repoRoot The request's repo root, echoed in the paths.
  * @returns Locations: absolute file paths on disk, URLs elsewhere.
  */
-export function createLocalRunPaths(storage: RunStorage, keys: RunKeys, repoRoot: string): LocalRunPaths {
+export function createLocalRunPaths(
+  storage: RunStorage,
+  keys: RunKeys,
+  repoRoot: string,
+): LocalRunPaths {
   const at = (key: string) => storage.locate(key);
   return {
     layoutVersion: DEFAULT_RUN_LAYOUT_VERSION,

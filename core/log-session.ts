@@ -48,7 +48,9 @@ function createStream(
       this.chunkCount++;
       this.byteCount += byteLength;
       if (capacity === 0) return;
-      const kept = chunk.length > TAIL_CHUNK_CHARS ? chunk.slice(chunk.length - TAIL_CHUNK_CHARS) : chunk;
+      const kept = chunk.length > TAIL_CHUNK_CHARS
+        ? chunk.slice(chunk.length - TAIL_CHUNK_CHARS)
+        : chunk;
       ring[next] = { seq, at, chunk: kept };
       next = (next + 1) % capacity;
     },

@@ -4,8 +4,21 @@ import type { RunStorage } from "../storage/types.ts";
 import { concatBytes } from "./bytes.ts";
 import type { CheckpointRecord } from "./checkpoints.ts";
 import { NotFoundError } from "./errors.ts";
-import { createLocalRunPaths, createRunKeys, logKey, normalizePrefix, segmentPrefix } from "./layout.ts";
-import { IdSchema, idSchema, parseOrThrow, type RunnerSchema, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
+import {
+  createLocalRunPaths,
+  createRunKeys,
+  logKey,
+  normalizePrefix,
+  segmentPrefix,
+} from "./layout.ts";
+import {
+  IdSchema,
+  idSchema,
+  parseOrThrow,
+  RunMetadataSchema,
+  type RunnerSchema,
+  RunStateSnapshotSchema,
+} from "./schemas.ts";
 import type {
   LocalRunPaths,
   RunKeys,
@@ -76,7 +89,11 @@ export interface ListRunsOptions {
   runsRootDir?: string;
 }
 
-const RunRefSchema = z.object({ taskId: idSchema(), runId: idSchema(), runsRootDir: z.string().optional() });
+const RunRefSchema = z.object({
+  taskId: idSchema(),
+  runId: idSchema(),
+  runsRootDir: z.string().optional(),
+});
 const decoder = new TextDecoder();
 
 function keysOf(ref: RunRef): RunKeys {
@@ -84,7 +101,11 @@ function keysOf(ref: RunRef): RunKeys {
   return createRunKeys(normalizePrefix(ref.runsRootDir), ref.taskId, ref.runId);
 }
 
-async function readJson<T>(storage: RunStorage, key: string, schema: RunnerSchema<T>): Promise<T | undefined> {
+async function readJson<T>(
+  storage: RunStorage,
+  key: string,
+  schema: RunnerSchema<T>,
+): Promise<T | undefined> {
   const bytes = await storage.read(key);
   if (bytes === undefined) return undefined;
   return parseOrThrow(schema, JSON.parse(decoder.decode(bytes)), `Malformed record '${key}'`);
@@ -128,12 +149,19 @@ async function readLogBytes(storage: RunStorage, key: string): Promise<Uint8Arra
  * @returns The log's bytes.
  * @throws {NotFoundError} Neither the log nor its segments exist.
  */
-export async function readRunLogBytes(storage: RunStorage, ref: RunRef, channel: WorkerLogChannel): Promise<Uint8Array> {
+export async function readRunLogBytes(
+  storage: RunStorage,
+  ref: RunRef,
+  channel: WorkerLogChannel,
+): Promise<Uint8Array> {
   const key = logKey(keysOf(ref), channel);
   const bytes = await readLogBytes(storage, key);
   if (bytes === undefined) {
     if (await storage.read(keysOf(ref).meta) !== undefined) return new Uint8Array(0);
-    throw new NotFoundError(`Run '${ref.runId}' of task '${ref.taskId}' has no ${channel} log`, key);
+    throw new NotFoundError(
+      `Run '${ref.runId}' of task '${ref.taskId}' has no ${channel} log`,
+      key,
+    );
   }
   return bytes;
 }
@@ -158,7 +186,11 @@ export async function readRunLogBytes(storage: RunStorage, ref: RunRef, channel:
  * console.log(await readRunLog(storage, { taskId: "t", runId: "r" }, "stdout")); // "hello\n"
  * ```
  */
-export async function readRunLog(storage: RunStorage, ref: RunRef, channel: WorkerLogChannel): Promise<string> {
+export async function readRunLog(
+  storage: RunStorage,
+  ref: RunRef,
+  channel: WorkerLogChannel,
+): Promise<string> {
   return decoder.decode(await readRunLogBytes(storage, ref, channel));
 }
 
@@ -192,19 +224,28 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
     throw new NotFoundError(`Run '${ref.runId}' of task '${ref.taskId}' does not exist`, keys.meta);
   }
   const state = await readJson(storage, keys.state, RunStateSnapshotSchema);
-  const events = parseEvents(decoder.decode(await readLogBytes(storage, keys.workerLog) ?? new Uint8Array(0)));
+  const events = parseEvents(
+    decoder.decode(await readLogBytes(storage, keys.workerLog) ?? new Uint8Array(0)),
+  );
 
   const checkpoints: CheckpointRecord[] = [];
   for (const key of (await collect(storage.list(`${keys.checkpointsDir}/`))).sort()) {
     const bytes = await storage.read(key);
-    if (bytes !== undefined) checkpoints.push(JSON.parse(decoder.decode(bytes)) as CheckpointRecord);
+    if (bytes !== undefined) {
+      checkpoints.push(JSON.parse(decoder.decode(bytes)) as CheckpointRecord);
+    }
   }
   checkpoints.sort((a, b) => a.seq - b.seq);
 
   const saved = new Map<string, { kind?: string; description?: string; size?: number }>();
   for (const event of events) {
     if (event.type !== "artifact_saved") continue;
-    const data = event.data as { name?: string; kind?: string; description?: string; size?: number };
+    const data = event.data as {
+      name?: string;
+      kind?: string;
+      description?: string;
+      size?: number;
+    };
     if (typeof data.name === "string") saved.set(data.name, data);
   }
   const artifacts: StoredArtifact[] = [];
@@ -212,7 +253,12 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
     const name = key.slice(keys.artifactsDir.length + 1);
     const known = saved.get(name);
     const size = known?.size ?? (await storage.read(key))?.byteLength ?? 0;
-    const artifact: StoredArtifact = { name, kind: known?.kind ?? "file", size, location: storage.locate(key) };
+    const artifact: StoredArtifact = {
+      name,
+      kind: known?.kind ?? "file",
+      size,
+      location: storage.locate(key),
+    };
     if (known?.description !== undefined) artifact.description = known.description;
     artifacts.push(artifact);
   }
@@ -242,7 +288,10 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
  * }
  * ```
  */
-export async function* listRuns(storage: RunStorage, options: ListRunsOptions = {}): AsyncGenerator<RunListEntry> {
+export async function* listRuns(
+  storage: RunStorage,
+  options: ListRunsOptions = {},
+): AsyncGenerator<RunListEntry> {
   if (options.taskId !== undefined) parseOrThrow(IdSchema, options.taskId, "Invalid taskId");
   const root = normalizePrefix(options.runsRootDir);
   const base = root === "" ? "" : `${root}/`;
@@ -251,7 +300,11 @@ export async function* listRuns(storage: RunStorage, options: ListRunsOptions = 
     const parts = key.slice(base.length).split("/");
     if (parts.length !== 3 || parts[2] !== "meta.json") continue;
     const [taskId, runId] = parts;
-    const state = await readJson(storage, createRunKeys(root, taskId, runId).state, RunStateSnapshotSchema).catch(() => undefined);
+    const state = await readJson(
+      storage,
+      createRunKeys(root, taskId, runId).state,
+      RunStateSnapshotSchema,
+    ).catch(() => undefined);
     yield { taskId, runId, state };
   }
 }
@@ -271,7 +324,9 @@ export function runLiveness(
   state: RunStateSnapshot,
   options: { now?: Date; staleAfterMs?: number } = {},
 ): RunLiveness {
-  if (state.finishedAt !== undefined || ["completed", "failed", "blocked"].includes(state.status)) return "finished";
+  if (state.finishedAt !== undefined || ["completed", "failed", "blocked"].includes(state.status)) {
+    return "finished";
+  }
   const age = (options.now ?? new Date()).getTime() - Date.parse(state.updatedAt);
   return age > (options.staleAfterMs ?? 15_000) ? "stale" : "live";
 }

@@ -30,7 +30,11 @@ const CHANNELS: readonly WorkerLogChannel[] = ["worker", "stdout", "stderr"];
 /** Internal: the write path of one run. */
 export interface RunWriter {
   /** Buffers log bytes; returns a promise when the buffer is over its high-water mark. */
-  push(channel: WorkerLogChannel, chunk: string | Uint8Array, byteLength: number): void | Promise<void>;
+  push(
+    channel: WorkerLogChannel,
+    chunk: string | Uint8Array,
+    byteLength: number,
+  ): void | Promise<void>;
   /** Runs a storage operation in the run's write queue. */
   enqueue<T>(operation: () => Promise<T>): Promise<T>;
   /** Writes a record whole (counted), in the queue. */
@@ -130,7 +134,8 @@ export function createRunWriter(
     } catch (error) {
       if (isPreconditionFailed(error)) {
         throw new RunConflictError(ids.taskId, ids.runId, {
-          message: `State of run '${ids.runId}' of task '${ids.taskId}' was replaced by another writer`,
+          message:
+            `State of run '${ids.runId}' of task '${ids.taskId}' was replaced by another writer`,
           cause: error,
         });
       }
@@ -271,7 +276,9 @@ export function createRunWriter(
         try {
           await counted(() => storage.write(keys.meta, meta, { ifNoneMatch: "*" }));
         } catch (error) {
-          if (isPreconditionFailed(error)) throw new RunConflictError(ids.taskId, ids.runId, { cause: error });
+          if (isPreconditionFailed(error)) {
+            throw new RunConflictError(ids.taskId, ids.runId, { cause: error });
+          }
           throw error;
         }
         const result = await counted(() =>
@@ -280,7 +287,9 @@ export function createRunWriter(
         stateEtag = result?.etag ?? undefined;
         lastStateWrite = Date.now();
         if (nativeAppend) {
-          for (const channel of CHANNELS) await counted(() => storage.write(logKey(keys, channel), ""));
+          for (const channel of CHANNELS) {
+            await counted(() => storage.write(logKey(keys, channel), ""));
+          }
         }
       });
     },

@@ -21,7 +21,13 @@ import type {
   WorkerExecutionOutcome,
   WorkerExecutor,
 } from "./executor.ts";
-import { createLocalRunPaths, createRunKeys, isAbsolutePath, joinKey, normalizePrefix } from "./layout.ts";
+import {
+  createLocalRunPaths,
+  createRunKeys,
+  isAbsolutePath,
+  joinKey,
+  normalizePrefix,
+} from "./layout.ts";
 import {
   createLocalRunLogSession,
   recordLifecycleEvent,
@@ -29,7 +35,12 @@ import {
   type RunLogSession,
   summarizeLocalRunLogSession,
 } from "./log-session.ts";
-import { createRedactor, MIN_SECRET_LENGTH, type RedactionStream, type Redactor } from "./redact.ts";
+import {
+  createRedactor,
+  MIN_SECRET_LENGTH,
+  type RedactionStream,
+  type Redactor,
+} from "./redact.ts";
 import { createRunWriter, type RunWriter } from "./run-writer.ts";
 import { idProblem, parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
 import {
@@ -86,10 +97,13 @@ const RunStepOptionsSchema = z.object({
   storage: z.custom<RunStorage>((value) => {
     if (typeof value !== "object" || value === null) return false;
     const storage = value as Record<string, unknown>;
-    return ["read", "write", "list", "delete", "locate"].every((m) => typeof storage[m] === "function") &&
+    return ["read", "write", "list", "delete", "locate"].every((m) =>
+      typeof storage[m] === "function"
+    ) &&
       typeof storage.name === "string";
   }, "must implement name, read, write, list, delete and locate").optional(),
-  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "must be an AbortSignal").optional(),
+  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "must be an AbortSignal")
+    .optional(),
   flushIntervalMs: positiveInt(60_000).optional(),
   flushBytes: positiveInt(256 * 1024 * 1024).optional(),
   heartbeatMs: positiveInt(5_000).optional(),
@@ -104,7 +118,10 @@ const RunStepOptionsSchema = z.object({
   ])).optional(),
   maxOutputBytes: z.union([
     z.number().int().min(0),
-    z.object({ stdout: z.number().int().min(0).optional(), stderr: z.number().int().min(0).optional() }),
+    z.object({
+      stdout: z.number().int().min(0).optional(),
+      stderr: z.number().int().min(0).optional(),
+    }),
   ]).optional(),
 });
 
@@ -120,13 +137,21 @@ interface LiveRun {
   savedArtifacts: StepArtifact[];
 }
 
-function resolveStorage(request: StepExecutionRequest, options: RunStepOptions): { storage: RunStorage; runsRoot: string } {
+function resolveStorage(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+): { storage: RunStorage; runsRoot: string } {
   const runsRootDir = request.runtime.runsRootDir;
-  if (options.storage !== undefined) return { storage: options.storage, runsRoot: normalizePrefix(runsRootDir) };
+  if (options.storage !== undefined) {
+    return { storage: options.storage, runsRoot: normalizePrefix(runsRootDir) };
+  }
   if (runsRootDir !== undefined && isAbsolutePath(runsRootDir)) {
     return { storage: createFsStorage({ root: runsRootDir }), runsRoot: "" };
   }
-  return { storage: createFsStorage({ root: request.runtime.repoRoot }), runsRoot: normalizePrefix(runsRootDir) };
+  return {
+    storage: createFsStorage({ root: request.runtime.repoRoot }),
+    runsRoot: normalizePrefix(runsRootDir),
+  };
 }
 
 function validate(request: StepExecutionRequest, options: RunStepOptions): void {
@@ -138,7 +163,11 @@ function patchState(run: PreparedStepRun, patch: RunStatePatch): void {
   run.state = { ...run.state, ...patch };
 }
 
-function recordEvent(live: LiveRun, input: WorkerLifecycleEventInput, statePatch: RunStatePatch = {}): void {
+function recordEvent(
+  live: LiveRun,
+  input: WorkerLifecycleEventInput,
+  statePatch: RunStatePatch = {},
+): void {
   const redacted = live.redactor === undefined ? input : {
     ...input,
     message: live.redactor.redactText(input.message),
@@ -150,14 +179,22 @@ function recordEvent(live: LiveRun, input: WorkerLifecycleEventInput, statePatch
   patchState(live.run, statePatch);
 }
 
-async function persistCheckpoint(live: LiveRun, record: CheckpointRecord | undefined): Promise<void> {
+async function persistCheckpoint(
+  live: LiveRun,
+  record: CheckpointRecord | undefined,
+): Promise<void> {
   if (record === undefined) return;
-  const body = JSON.stringify(live.redactor ? live.redactor.redactData(record) : record, null, 2) + "\n";
+  const body = JSON.stringify(live.redactor ? live.redactor.redactData(record) : record, null, 2) +
+    "\n";
   await live.writer.writeRecord(record.file.storageKey, body);
   patchState(live.run, { checkpointSeq: record.seq });
 }
 
-async function openRun(request: StepExecutionRequest, options: RunStepOptions, secrets: readonly (string | RegExp)[]): Promise<LiveRun> {
+async function openRun(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+  secrets: readonly (string | RegExp)[],
+): Promise<LiveRun> {
   validate(request, options);
   const startedAt = request.createdAt ?? new Date().toISOString();
   const { storage, runsRoot } = resolveStorage(request, options);
@@ -165,9 +202,19 @@ async function openRun(request: StepExecutionRequest, options: RunStepOptions, s
   const logPaths = createLocalRunPaths(storage, keys, request.runtime.repoRoot);
   const redactor = createRedactor(secrets);
   const config = resolveCheckpointConfig(request.checkpoint);
-  const checkpointManager = createRunCheckpointManager(request, keys.checkpointsDir, (key) => storage.locate(key));
+  const checkpointManager = createRunCheckpointManager(
+    request,
+    keys.checkpointsDir,
+    (key) => storage.locate(key),
+  );
   const checkpoint = createPreparedCheckpointState(config, logPaths.checkpointsDir);
-  const preparation = emitPreparationCheckpoint(checkpointManager, checkpoint, config, request, startedAt);
+  const preparation = emitPreparationCheckpoint(
+    checkpointManager,
+    checkpoint,
+    config,
+    request,
+    startedAt,
+  );
   const session = createLocalRunLogSession(
     logPaths,
     { taskId: request.taskId, stepId: request.stepId, runId: request.runId },
@@ -230,7 +277,16 @@ async function openRun(request: StepExecutionRequest, options: RunStepOptions, s
     { taskId: request.taskId, runId: request.runId },
     options,
   );
-  const live: LiveRun = { run, session, storage, writer, config, redactor, startedAt, savedArtifacts: [] };
+  const live: LiveRun = {
+    run,
+    session,
+    storage,
+    writer,
+    config,
+    redactor,
+    startedAt,
+    savedArtifacts: [],
+  };
 
   // meta.json first, create-only: it is the fence against a duplicate run. Nothing is written
   // before it, so a refused duplicate leaves no trace.
@@ -370,12 +426,20 @@ function truncationMarker(channel: StreamLogChannel, limit: number): string {
   return `\n[baa-conductor: ${channel} truncated after ${limit} bytes]\n`;
 }
 
-function createStreamWriter(live: LiveRun, channel: StreamLogChannel, limit: number | undefined): StreamWriter {
+function createStreamWriter(
+  live: LiveRun,
+  channel: StreamLogChannel,
+  limit: number | undefined,
+): StreamWriter {
   const stream = live.session[channel];
   const redaction: RedactionStream | undefined = live.redactor?.stream();
   let truncated = false;
 
-  function store(data: string | Uint8Array, length: number, sequenced: boolean): void | Promise<void> {
+  function store(
+    data: string | Uint8Array,
+    length: number,
+    sequenced: boolean,
+  ): void | Promise<void> {
     if (limit !== undefined && stream.byteCount + length > limit) {
       if (truncated) {
         stream.droppedBytes += length;
@@ -389,8 +453,9 @@ function createStreamWriter(live: LiveRun, channel: StreamLogChannel, limit: num
       stream.droppedBytes += bytes.byteLength - room;
       const marker = truncationMarker(channel, limit);
       const markerBytes = encodeText(marker);
-      if (sequenced) recordStreamChunk(live.session, channel, kept, kept.byteLength + markerBytes.byteLength);
-      else stream.byteCount += kept.byteLength + markerBytes.byteLength;
+      if (sequenced) {
+        recordStreamChunk(live.session, channel, kept, kept.byteLength + markerBytes.byteLength);
+      } else stream.byteCount += kept.byteLength + markerBytes.byteLength;
       live.writer.push(channel, kept, kept.byteLength);
       recordEvent(live, {
         type: "output_truncated",
@@ -437,11 +502,16 @@ async function saveArtifact(
   data: string | Uint8Array,
   options: SaveArtifactOptions = {},
 ): Promise<StepArtifact> {
-  if (typeof name !== "string" || name.split("/").some((segment) => idProblem(segment) !== undefined)) {
+  if (
+    typeof name !== "string" || name.split("/").some((segment) => idProblem(segment) !== undefined)
+  ) {
     const problem = typeof name === "string"
       ? name.split("/").map(idProblem).find((p) => p !== undefined)
       : "must be a string";
-    throw new ValidationError([{ path: "name", message: problem ?? "is invalid" }], "Invalid artifact");
+    throw new ValidationError(
+      [{ path: "name", message: problem ?? "is invalid" }],
+      "Invalid artifact",
+    );
   }
   if (typeof data !== "string" && !(data instanceof Uint8Array)) {
     throw new TypeError("saveArtifact() takes a string or a Uint8Array");
@@ -458,27 +528,67 @@ async function saveArtifact(
   };
   if (options.description !== undefined) artifact.description = redact(options.description);
   live.savedArtifacts.push(artifact);
-  const eventData: StructuredData = { name: artifact.name, kind: artifact.kind, size: artifact.size ?? 0, path: artifact.path };
+  const eventData: StructuredData = {
+    name: artifact.name,
+    kind: artifact.kind,
+    size: artifact.size ?? 0,
+    path: artifact.path,
+  };
   if (artifact.description !== undefined) eventData.description = artifact.description;
-  recordEvent(live, { type: "artifact_saved", level: "info", message: `Saved artifact ${artifact.name}.`, data: eventData });
+  recordEvent(live, {
+    type: "artifact_saved",
+    level: "info",
+    message: `Saved artifact ${artifact.name}.`,
+    data: eventData,
+  });
   return artifact;
 }
 
 function defaultArtifacts(run: PreparedStepRun): StepArtifact[] {
   const p = run.logPaths;
   return [
-    { name: "meta.json", kind: "metadata", path: p.metaPath, description: "Immutable run metadata for this step attempt." },
-    { name: "state.json", kind: "state", path: p.statePath, description: "Mutable run state snapshot for progress tracking and recovery." },
-    { name: "worker.log", kind: "log", path: p.workerLogPath, description: "Lifecycle events rendered into the worker log stream." },
-    { name: "stdout.log", kind: "log", path: p.stdoutLogPath, description: "Raw stdout stream produced by the worker process." },
-    { name: "stderr.log", kind: "log", path: p.stderrLogPath, description: "Raw stderr stream produced by the worker process." },
+    {
+      name: "meta.json",
+      kind: "metadata",
+      path: p.metaPath,
+      description: "Immutable run metadata for this step attempt.",
+    },
+    {
+      name: "state.json",
+      kind: "state",
+      path: p.statePath,
+      description: "Mutable run state snapshot for progress tracking and recovery.",
+    },
+    {
+      name: "worker.log",
+      kind: "log",
+      path: p.workerLogPath,
+      description: "Lifecycle events rendered into the worker log stream.",
+    },
+    {
+      name: "stdout.log",
+      kind: "log",
+      path: p.stdoutLogPath,
+      description: "Raw stdout stream produced by the worker process.",
+    },
+    {
+      name: "stderr.log",
+      kind: "log",
+      path: p.stderrLogPath,
+      description: "Raw stderr stream produced by the worker process.",
+    },
     {
       name: "checkpoints",
       kind: "directory",
       path: p.checkpointsDir,
       description: "Checkpoint records: preparation summary, log tail, git diff plan.",
     },
-    { name: "artifacts", kind: "directory", path: p.artifactsDir, description: "Artifacts saved by the worker." },
+    {
+      name: "artifacts",
+      kind: "directory",
+      path: p.artifactsDir,
+      description: "Artifacts saved by the worker.",
+    },
   ];
 }
 
@@ -541,7 +651,9 @@ export async function runStep(
   options: RunStepOptions = {},
 ): Promise<StepExecutionResult> {
   if (typeof executor !== "object" || executor === null || typeof executor.execute !== "function") {
-    throw new TypeError("runStep() executor must be an object with an execute(run, context) method");
+    throw new TypeError(
+      "runStep() executor must be an object with an execute(run, context) method",
+    );
   }
   const secrets = [...(options.secrets ?? []), ...(executor.secrets ?? [])];
   const live = await openRun(request, options, secrets);
@@ -567,8 +679,13 @@ export async function runStep(
     recordEvent(live, {
       type: "worker_started",
       level: "info",
-      message: `Worker runner opened execution scope for ${request.workerKind} step ${request.stepId}.`,
-      data: { stepKind: request.stepKind, timeoutSec: request.timeoutSec, worktreePath: request.runtime.worktreePath },
+      message:
+        `Worker runner opened execution scope for ${request.workerKind} step ${request.stepId}.`,
+      data: {
+        stepKind: request.stepKind,
+        timeoutSec: request.timeoutSec,
+        worktreePath: request.runtime.worktreePath,
+      },
     }, { status: "running" });
     writer.start();
     await writer.flush();
@@ -579,14 +696,21 @@ export async function runStep(
       stderr: (chunk) => closed ? undefined : stderr.write(chunk),
       signal: controller.signal,
       saveArtifact: (name, data, artifactOptions) => {
-        if (closed) return Promise.reject(new RunnerError(`Run '${request.runId}' is closed; artifact '${name}' was not saved`));
+        if (closed) {
+          return Promise.reject(
+            new RunnerError(`Run '${request.runId}' is closed; artifact '${name}' was not saved`),
+          );
+        }
         return saveArtifact(live, name, data, artifactOptions);
       },
     };
     const execution: Promise<Ending> = Promise.resolve()
       .then(() => executor.execute(run, context))
       .then(checkOutcome)
-      .then((outcome): Ending => ({ kind: "returned", outcome }), (error): Ending => ({ kind: "threw", error }));
+      .then(
+        (outcome): Ending => ({ kind: "returned", outcome }),
+        (error): Ending => ({ kind: "threw", error }),
+      );
     const abandoned = new Promise<Ending>((resolve) => {
       const startGrace = () => {
         graceTimer = setTimeout(() => resolve({ kind: "abandoned" }), timeoutGraceMs);
@@ -607,27 +731,45 @@ export async function runStep(
     if (ending.kind === "returned") execution_ = ending.outcome;
     else if (ending.kind === "threw") {
       reason = "executor_error";
-      execution_ = { ok: false, outcome: "failed", summary: `Executor failed: ${errorMessage(ending.error)}` };
+      execution_ = {
+        ok: false,
+        outcome: "failed",
+        summary: `Executor failed: ${errorMessage(ending.error)}`,
+      };
     } else {
-      execution_ = { ok: false, outcome: "failed", summary: "Executor did not stop within the grace period." };
+      execution_ = {
+        ok: false,
+        outcome: "failed",
+        summary: "Executor did not stop within the grace period.",
+      };
     }
     if (aborted !== undefined && aborted.reason !== "storage") {
       reason = aborted.reason;
-      const detail = ending.kind === "abandoned" ? " The executor did not stop within the grace period." : "";
+      const detail = ending.kind === "abandoned"
+        ? " The executor did not stop within the grace period."
+        : "";
       execution_ = {
         ...execution_,
         ok: false,
         outcome: "failed",
-        summary: `${aborted.reason === "timeout" ? "Timed out" : "Cancelled"}: ${aborted.message}${detail}`,
+        summary: `${
+          aborted.reason === "timeout" ? "Timed out" : "Cancelled"
+        }: ${aborted.message}${detail}`,
       };
     }
-    const summary = live.redactor ? live.redactor.redactText(execution_.summary) : execution_.summary;
+    const summary = live.redactor
+      ? live.redactor.redactText(execution_.summary)
+      : execution_.summary;
     const blocked = execution_.blocked ?? execution_.outcome === "blocked";
     const needsHuman = execution_.needsHuman ?? false;
     const exitCode = execution_.exitCode ?? (execution_.ok ? 0 : 1);
 
-    for (const line of execution_.stdout ?? []) await stdout.write(line.endsWith("\n") ? line : `${line}\n`);
-    for (const line of execution_.stderr ?? []) await stderr.write(line.endsWith("\n") ? line : `${line}\n`);
+    for (const line of execution_.stdout ?? []) {
+      await stdout.write(line.endsWith("\n") ? line : `${line}\n`);
+    }
+    for (const line of execution_.stderr ?? []) {
+      await stderr.write(line.endsWith("\n") ? line : `${line}\n`);
+    }
     stdout.end();
     stderr.end();
 
@@ -635,8 +777,12 @@ export async function runStep(
       recordEvent(live, {
         type: "worker_execution_deferred",
         level: "info",
-        message: `Real ${request.workerKind} execution is intentionally deferred while checkpoint capture remains active.`,
-        data: { supportedTypes: run.checkpoint.supportedTypes, nextCheckpointSeq: run.checkpoint.nextCheckpointSeq },
+        message:
+          `Real ${request.workerKind} execution is intentionally deferred while checkpoint capture remains active.`,
+        data: {
+          supportedTypes: run.checkpoint.supportedTypes,
+          nextCheckpointSeq: run.checkpoint.nextCheckpointSeq,
+        },
       });
     }
     const exitData: StructuredData = { exitCode, outcome: execution_.outcome };
@@ -675,7 +821,10 @@ export async function runStep(
 
     const logSummary = summarizeLocalRunLogSession(session);
     const durationMs = Math.max(0, Date.parse(finishedAt) - Date.parse(live.startedAt));
-    const droppedBytes = { stdout: session.stdout.droppedBytes, stderr: session.stderr.droppedBytes };
+    const droppedBytes = {
+      stdout: session.stdout.droppedBytes,
+      stderr: session.stderr.droppedBytes,
+    };
     const result: StepExecutionResult = {
       ok: execution_.ok,
       outcome: execution_.outcome,

@@ -24,7 +24,10 @@ export interface RunnerSchema<T> {
 /** What {@linkcode RunnerSchema.safeParse} returns. */
 export type SchemaParseResult<T> =
   | { success: true; data: T }
-  | { success: false; error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } };
+  | {
+    success: false;
+    error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] };
+  };
 
 /** Longest id accepted, in characters. */
 export const MAX_ID_LENGTH = 128;
@@ -65,7 +68,9 @@ const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty`
 const isoDate = z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be an ISO 8601 date");
 
 const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) => {
-  if (CONTROL_CHARS.test(value)) ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+  if (CONTROL_CHARS.test(value)) {
+    ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+  }
   const relative = value.replace(/^([A-Za-z]:)?[\\/]+/, "");
   if (relative.split(/[\\/]/).some((segment) => segment === "..")) {
     ctx.addIssue({ code: "custom", message: "must not contain a '..' segment" });

@@ -21,24 +21,51 @@ const result = await runStep({
   runtime: { repoRoot: cwd, worktreePath: cwd },
 }, {
   async execute(_run, context) {
-    const files = ["mod.ts", "core/runner.ts", "storage/fs.ts", "storage/s3.ts", "executors/process.ts"];
+    const files = [
+      "mod.ts",
+      "core/runner.ts",
+      "storage/fs.ts",
+      "storage/s3.ts",
+      "executors/process.ts",
+    ];
     for (const [index, file] of files.entries()) {
       await context.stdout(`[${index + 1}/${files.length}] scanning ${file}\n`);
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
     await context.stderr("note: this is a demo; nothing was modified\n");
     const report = files.map((file) => `- ${file}`).join("\n") + "\n";
-    await context.saveArtifact("report.md", `# Files\n${report}`, { kind: "report", description: "Files scanned." });
-    return { ok: true, outcome: "completed", summary: `Scanned ${files.length} files.`, suggestedFollowup: ["review"] };
+    await context.saveArtifact("report.md", `# Files\n${report}`, {
+      kind: "report",
+      description: "Files scanned.",
+    });
+    return {
+      ok: true,
+      outcome: "completed",
+      summary: `Scanned ${files.length} files.`,
+      suggestedFollowup: ["review"],
+    };
   },
 });
 
 console.log(`${result.outcome}: ${result.summary} (${result.durationMs} ms)`);
-console.log(`events: ${result.metrics.lifecycleEventCount}, stdout chunks: ${result.metrics.stdoutChunkCount}, storage writes: ${result.metrics.storageWrites}`);
+console.log(
+  `events: ${result.metrics.lifecycleEventCount}, stdout chunks: ${result.metrics.stdoutChunkCount}, storage writes: ${result.metrics.storageWrites}`,
+);
 console.log(`run folder: ${result.logPaths.runDir}`);
-for (const name of ["metaPath", "statePath", "workerLogPath", "stdoutLogPath", "stderrLogPath"] as const) {
+for (
+  const name of [
+    "metaPath",
+    "statePath",
+    "workerLogPath",
+    "stdoutLogPath",
+    "stderrLogPath",
+  ] as const
+) {
   console.log(`  ${name.padEnd(14)} ${result.logPaths[name]}`);
 }
-const stored = await readRun((await import("../storage/fs.ts")).createFsStorage({ root: cwd }), { taskId: "demo-task", runId });
+const stored = await readRun((await import("../storage/fs.ts")).createFsStorage({ root: cwd }), {
+  taskId: "demo-task",
+  runId,
+});
 console.log(`artifacts: ${stored.artifacts.map((a) => `${a.name} (${a.size} bytes)`).join(", ")}`);
 console.log(`try: tail -n 3 ${result.logPaths.workerLogPath} | jq .type`);

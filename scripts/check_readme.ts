@@ -3,7 +3,9 @@
 
 const root = new URL("..", import.meta.url);
 const readme = await Deno.readTextFile(new URL("README.md", root));
-const blocks = [...readme.matchAll(/```ts( ignore)?\n([\s\S]*?)```/g)].filter((m) => m[1] === undefined).map((m) => m[2]);
+const blocks = [...readme.matchAll(/```ts( ignore)?\n([\s\S]*?)```/g)].filter((m) =>
+  m[1] === undefined
+).map((m) => m[2]);
 const dir = new URL(".cache/readme/", root);
 await Deno.mkdir(dir, { recursive: true });
 const modPath = new URL("mod.ts", root).pathname;
@@ -14,7 +16,11 @@ for (const [index, block] of blocks.entries()) {
   await Deno.writeTextFile(file, `// README.md block ${index + 1}\nexport {};\n${source}`);
   files.push(file);
 }
-const check = new Deno.Command(Deno.execPath(), { args: ["check", "--config", new URL("deno.json", root).pathname, ...files] });
+const check = new Deno.Command(Deno.execPath(), {
+  args: ["check", "--config", new URL("deno.json", root).pathname, ...files],
+});
 const { code } = await check.spawn().status;
-console.log(`README: ${files.length} TypeScript blocks checked, ${code === 0 ? "all clean" : "errors above"}`);
+console.log(
+  `README: ${files.length} TypeScript blocks checked, ${code === 0 ? "all clean" : "errors above"}`,
+);
 Deno.exit(code);

@@ -62,12 +62,19 @@ function errorCode(error: unknown): string | undefined {
  * ```
  */
 export function createFsStorage(options: FsStorageOptions): RunStorage {
-  const { root: givenRoot } = parseOrThrow(FsStorageOptionsSchema, options, "Invalid fs storage options");
+  const { root: givenRoot } = parseOrThrow(
+    FsStorageOptionsSchema,
+    options,
+    "Invalid fs storage options",
+  );
   const separator = /^[A-Za-z]:\\/.test(givenRoot) || givenRoot.startsWith("\\\\") ? "\\" : "/";
-  const absolute = /^([A-Za-z]:)?[\\/]/.test(givenRoot) ? givenRoot : `${currentDirectory()}/${givenRoot}`;
+  const absolute = /^([A-Za-z]:)?[\\/]/.test(givenRoot)
+    ? givenRoot
+    : `${currentDirectory()}/${givenRoot}`;
   const root = absolute.length > 1 ? absolute.replace(/[\\/]+$/, "") : absolute;
   const name = "fs";
-  const pathOf = (key: string) => key === "" ? root : `${root}${separator}${key.split("/").join(separator)}`;
+  const pathOf = (key: string) =>
+    key === "" ? root : `${root}${separator}${key.split("/").join(separator)}`;
   const dirOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf(separator), 1));
 
   function fail(error: unknown, operation: string, key: string): never {
@@ -78,7 +85,9 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       : code === "EACCES" || code === "EPERM"
       ? "access_denied"
       : "storage_failed";
-    const reason = code === "EEXIST" ? "Key already exists" : `Filesystem ${operation} failed${code ? ` (${code})` : ""}`;
+    const reason = code === "EEXIST"
+      ? "Key already exists"
+      : `Filesystem ${operation} failed${code ? ` (${code})` : ""}`;
     throw new StorageError(reason, { adapter: name, operation, key, code: mapped, cause: error });
   }
 
@@ -99,7 +108,11 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
     return `${path.slice(0, slash + 1)}${TEMP_PREFIX}${path.slice(slash + 1)}-${random}`;
   }
 
-  async function* walk(fs: FsModules["fs"], dir: string, keyPrefix: string): AsyncGenerator<string> {
+  async function* walk(
+    fs: FsModules["fs"],
+    dir: string,
+    keyPrefix: string,
+  ): AsyncGenerator<string> {
     let children;
     try {
       children = await fs.readdir(dir, { withFileTypes: true });

@@ -30,7 +30,8 @@ export function createMemoryStorage(): RunStorage {
   const entries = new Map<string, Entry>();
   let version = 0;
   const name = "memory";
-  const toBytes = (data: Uint8Array | string) => typeof data === "string" ? encodeText(data) : data.slice();
+  const toBytes = (data: Uint8Array | string) =>
+    typeof data === "string" ? encodeText(data) : data.slice();
   const put = (key: string, data: Uint8Array) => {
     const etag = `m${++version}`;
     entries.set(key, { chunks: [data], size: data.byteLength, etag });
@@ -49,7 +50,12 @@ export function createMemoryStorage(): RunStorage {
     async write(key, data, options) {
       assertValidKey(name, "write", key);
       if (options?.ifNoneMatch === "*" && entries.has(key)) {
-        throw new StorageError("Key already exists", { adapter: name, operation: "write", key, code: "precondition_failed" });
+        throw new StorageError("Key already exists", {
+          adapter: name,
+          operation: "write",
+          key,
+          code: "precondition_failed",
+        });
       }
       return put(key, toBytes(data));
     },
@@ -78,7 +84,12 @@ export function createMemoryStorage(): RunStorage {
       assertValidKey(name, "replace", key);
       const entry = entries.get(key);
       if (entry === undefined || entry.etag !== options.ifMatch) {
-        throw new StorageError("Key changed since it was read", { adapter: name, operation: "replace", key, code: "precondition_failed" });
+        throw new StorageError("Key changed since it was read", {
+          adapter: name,
+          operation: "replace",
+          key,
+          code: "precondition_failed",
+        });
       }
       return put(key, toBytes(data));
     },

@@ -17,7 +17,10 @@ testStorage({
   name: "fs",
   async create() {
     const root = await tempRoot();
-    return { storage: createFsStorage({ root }), cleanup: () => rm(root, { recursive: true, force: true }) };
+    return {
+      storage: createFsStorage({ root }),
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
   },
   capabilities: { append: true, writeStream: true },
 });
@@ -56,7 +59,9 @@ describe("createFsStorage()", () => {
     const root = await tempRoot();
     try {
       const storage = createFsStorage({ root });
-      await Promise.all(Array.from({ length: 20 }, (_, i) => storage.write("dir/state.json", `v${i}`)));
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => storage.write("dir/state.json", `v${i}`)),
+      );
       await storage.write("dir/meta.json", "m", { ifNoneMatch: "*" });
       await storage.write("dir/meta.json", "m2", { ifNoneMatch: "*" }).catch(() => {});
       assert.deepEqual((await readdir(join(root, "dir"))).sort(), ["meta.json", "state.json"]);

@@ -56,8 +56,12 @@ export function countingStorage(inner: RunStorage): { storage: RunStorage; count
     locate: (key) => inner.locate(key),
   };
   if (inner.append) storage.append = (key, data) => (counts.appends++, inner.append!(key, data));
-  if (inner.replace) storage.replace = (key, data, o) => (counts.replaces++, inner.replace!(key, data, o));
-  if (inner.writeStream) storage.writeStream = (key, s, o) => (counts.streams++, inner.writeStream!(key, s, o));
+  if (inner.replace) {
+    storage.replace = (key, data, o) => (counts.replaces++, inner.replace!(key, data, o));
+  }
+  if (inner.writeStream) {
+    storage.writeStream = (key, s, o) => (counts.streams++, inner.writeStream!(key, s, o));
+  }
   if (inner.deleteMany) storage.deleteMany = (keys) => (counts.deletes++, inner.deleteMany!(keys));
   return { storage, counts };
 }

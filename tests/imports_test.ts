@@ -13,7 +13,9 @@ describe("mod.ts", () => {
     const deno = (globalThis as any).Deno;
     if (deno) {
       // The module graph: every node: specifier must be reached only through dynamic import().
-      const info = JSON.parse(execFileSync(deno.execPath(), ["info", "--json", mod], { encoding: "utf8" }));
+      const info = JSON.parse(
+        execFileSync(deno.execPath(), ["info", "--json", mod], { encoding: "utf8" }),
+      );
       const staticNode: string[] = [];
       for (const module of info.modules ?? []) {
         for (const dep of module.dependencies ?? []) {
@@ -37,7 +39,13 @@ describe("mod.ts", () => {
         import { register } from "node:module";
         register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));
         await import(${JSON.stringify(mod)});`;
-      const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      const out = execFileSync(process.execPath, [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        script,
+      ], {
         encoding: "utf8",
       });
       const imports = out.split("\n").filter((line) => line.startsWith("NODE-IMPORT "));

@@ -5,6 +5,7 @@ import { testStorage } from "./storage_suite.ts";
 
 testStorage({
   name: "memory",
-  create: () => Promise.resolve({ storage: createMemoryStorage(), cleanup: () => Promise.resolve() }),
+  create: () =>
+    Promise.resolve({ storage: createMemoryStorage(), cleanup: () => Promise.resolve() }),
   capabilities: { append: true, replace: true, writeStream: true, deleteMany: true },
 });

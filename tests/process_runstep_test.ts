@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createFsStorage, createProcessExecutor, readRun, readRunLog, readRunLogBytes, runStep } from "../mod.ts";
+import {
+  createFsStorage,
+  createProcessExecutor,
+  readRun,
+  readRunLog,
+  readRunLogBytes,
+  runStep,
+} from "../mod.ts";
 import { baseRequest, withTempDir } from "./helpers.ts";
 
 const ref = { taskId: "task-1", runId: "run-1" };
@@ -16,7 +23,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe("runStep() with createProcessExecutor() on the filesystem default", () => {
   it("records 'pwd; echo hi; echo err 1>&2; exit 3' as failed with exit code 3 and exact logs", async () => {
     await withTempDir(async (dir) => {
-      const result = await runStep(request(dir, "pwd; echo hi; echo err 1>&2; exit 3"), createProcessExecutor());
+      const result = await runStep(
+        request(dir, "pwd; echo hi; echo err 1>&2; exit 3"),
+        createProcessExecutor(),
+      );
       assert.equal(result.outcome, "failed");
       assert.equal(result.exitCode, 3);
       const runDir = join(dir, "runs", "task-1", "run-1");
@@ -32,7 +42,10 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     await withTempDir(async (dir) => {
       const result = await runStep(request(dir, "printf 'no newline'"), createProcessExecutor());
       assert.equal(result.outcome, "completed");
-      assert.equal(await readFile(join(dir, "runs", "task-1", "run-1", "stdout.log"), "utf8"), "no newline");
+      assert.equal(
+        await readFile(join(dir, "runs", "task-1", "run-1", "stdout.log"), "utf8"),
+        "no newline",
+      );
     });
   });
 
@@ -58,7 +71,11 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
       }
       assert.equal(seen, "first\n");
       assert.equal(status, "running");
-      assert.equal(secondExisted, false, "the reader saw output before the second line was printed");
+      assert.equal(
+        secondExisted,
+        false,
+        "the reader saw output before the second line was printed",
+      );
       const result = await run;
       assert.equal(result.outcome, "completed");
       assert.equal(await readRunLog(storage, ref, "stdout"), "first\nsecond\n");
@@ -90,11 +107,19 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
         { maxOutputBytes: { stdout: 1000 } },
       );
       const stdout = await readFile(join(dir, "runs", "task-1", "run-1", "stdout.log"), "utf8");
-      assert.equal(stdout, "a".repeat(1000) + "\n[baa-conductor: stdout truncated after 1000 bytes]\n");
+      assert.equal(
+        stdout,
+        "a".repeat(1000) + "\n[baa-conductor: stdout truncated after 1000 bytes]\n",
+      );
       assert.deepEqual(result.droppedBytes, { stdout: 999_000, stderr: 0 });
-      const state = JSON.parse(await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"));
+      const state = JSON.parse(
+        await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"),
+      );
       assert.deepEqual(state.droppedBytes, { stdout: 999_000, stderr: 0 });
-      assert.equal(await readFile(join(dir, "runs", "task-1", "run-1", "stderr.log"), "utf8"), "done\n");
+      assert.equal(
+        await readFile(join(dir, "runs", "task-1", "run-1", "stderr.log"), "utf8"),
+        "done\n",
+      );
     });
   });
 
@@ -109,7 +134,9 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
       const elapsed = Date.now() - started;
       assert.ok(elapsed < 4000, `ended after ${elapsed} ms`);
       assert.equal(result.reason, "cancelled");
-      const state = JSON.parse(await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"));
+      const state = JSON.parse(
+        await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"),
+      );
       assert.equal(state.status, "failed");
       assert.equal(state.reason, "cancelled");
     });
@@ -119,7 +146,10 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     await withTempDir(async (dir) => {
       const secret = "s3cr3t-Value-777";
       await runStep(
-        request(dir, `echo "${secret}"; printf 's3cr3t-'; sleep 0.3; printf 'Value-777\\n'; echo "${secret}" 1>&2`),
+        request(
+          dir,
+          `echo "${secret}"; printf 's3cr3t-'; sleep 0.3; printf 'Value-777\\n'; echo "${secret}" 1>&2`,
+        ),
         createProcessExecutor(),
         { secrets: [secret] },
       );

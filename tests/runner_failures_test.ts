@@ -27,7 +27,12 @@ function failingStorage(healthy: number): { storage: RunStorage; inner: RunStora
   const guard = (operation: string, key: string) => {
     if (++mutations > healthy) {
       return Promise.reject(
-        new StorageError("Backend refused the write", { adapter: "flaky", operation, key, code: "unavailable" }),
+        new StorageError("Backend refused the write", {
+          adapter: "flaky",
+          operation,
+          key,
+          code: "unavailable",
+        }),
       );
     }
     return undefined;
@@ -60,13 +65,16 @@ describe("runStep() when the storage fails", () => {
         return { ok: true, outcome: "completed", summary: "printed" };
       },
     };
-    await assert.rejects(runStep(baseRequest(), executor, { storage, flushBytes: 4096 }), (error: unknown) => {
-      assert.ok(error instanceof StorageError);
-      assert.equal(error.adapter, "flaky");
-      assert.ok(["write", "append"].includes(error.operation));
-      assert.ok(error.key.startsWith("runs/task-1/run-1/"));
-      return true;
-    });
+    await assert.rejects(
+      runStep(baseRequest(), executor, { storage, flushBytes: 4096 }),
+      (error: unknown) => {
+        assert.ok(error instanceof StorageError);
+        assert.equal(error.adapter, "flaky");
+        assert.ok(["write", "append"].includes(error.operation));
+        assert.ok(error.key.startsWith("runs/task-1/run-1/"));
+        return true;
+      },
+    );
     assert.ok(sawAbort, "the executor's signal aborted");
     const meta = JSON.parse((await readText(inner, "runs/task-1/run-1/meta.json"))!);
     assert.equal(meta.runId, "run-1");
@@ -130,7 +138,10 @@ describe("runStep() timeouts and cancellation", () => {
     const result = await runStep(baseRequest(), {
       execute: (_run, context) =>
         new Promise((resolve) =>
-          context.signal.addEventListener("abort", () => resolve({ ok: false, outcome: "failed", summary: "stopped" }))
+          context.signal.addEventListener(
+            "abort",
+            () => resolve({ ok: false, outcome: "failed", summary: "stopped" }),
+          )
         ),
     }, { storage, signal: controller.signal });
     assert.equal(result.outcome, "failed");
@@ -159,20 +170,30 @@ describe("runStep() secrets", () => {
   it("masks secrets in stdout (whole and split across chunks), stderr, events, summary and metadata", async () => {
     const storage = createMemoryStorage();
     const secret = "sk-live-0123456789abcdef";
-    const result = await runStep(baseRequest({ command: `deploy --token ${secret}`, promptSummary: `use ${secret}` }), {
-      async execute(_run, context) {
-        await context.stdout(`token=${secret}\n`);
-        await context.stdout(`split=${secret.slice(0, 9)}`);
-        await context.stdout(`${secret.slice(9)}\n`);
-        await context.stderr(new TextEncoder().encode(`err ${secret}`));
-        await context.saveArtifact("notes.txt", "plain", { description: `made with ${secret}` });
-        throw new Error(`request failed with ${secret}`);
+    const result = await runStep(
+      baseRequest({ command: `deploy --token ${secret}`, promptSummary: `use ${secret}` }),
+      {
+        async execute(_run, context) {
+          await context.stdout(`token=${secret}\n`);
+          await context.stdout(`split=${secret.slice(0, 9)}`);
+          await context.stdout(`${secret.slice(9)}\n`);
+          await context.stderr(new TextEncoder().encode(`err ${secret}`));
+          await context.saveArtifact("notes.txt", "plain", { description: `made with ${secret}` });
+          throw new Error(`request failed with ${secret}`);
+        },
       },
-    }, { storage, secrets: [secret, /ghp_[A-Za-z0-9]{10,}/] });
+      { storage, secrets: [secret, /ghp_[A-Za-z0-9]{10,}/] },
+    );
     const everything: string[] = [];
     for (const key of await allKeys(storage)) everything.push((await readText(storage, key))!);
-    everything.push(JSON.stringify(result.lifecycleEvents), result.summary, JSON.stringify(result.metadata));
-    for (const text of everything) assert.ok(!text.includes(secret) && !text.includes("0123456789abcdef"), text);
+    everything.push(
+      JSON.stringify(result.lifecycleEvents),
+      result.summary,
+      JSON.stringify(result.metadata),
+    );
+    for (const text of everything) {
+      assert.ok(!text.includes(secret) && !text.includes("0123456789abcdef"), text);
+    }
     assert.equal(await readRunLog(storage, ref, "stdout"), "token=[REDACTED]\nsplit=[REDACTED]\n");
     assert.equal(await readRunLog(storage, ref, "stderr"), "err [REDACTED]");
     assert.match(result.summary, /\[REDACTED\]/);
@@ -190,7 +211,11 @@ describe("runStep() output caps", () => {
       },
     }, { storage, maxOutputBytes: { stdout: 95 } });
     const stdout = await readRunLog(storage, ref, "stdout");
-    assert.ok(stdout.startsWith("0123456789".repeat(9) + "01234\n[baa-conductor: stdout truncated after 95 bytes]\n"));
+    assert.ok(
+      stdout.startsWith(
+        "0123456789".repeat(9) + "01234\n[baa-conductor: stdout truncated after 95 bytes]\n",
+      ),
+    );
     assert.equal(stdout.match(/truncated/g)?.length, 1);
     assert.deepEqual(result.droppedBytes, { stdout: 905, stderr: 0 });
     const stored = await readRun(storage, ref);

@@ -18,7 +18,14 @@ import {
   ValidationError,
   type WorkerExecutor,
 } from "../mod.ts";
-import { allKeys, baseRequest, countingStorage, readText, withoutAppend, withTempDir } from "./helpers.ts";
+import {
+  allKeys,
+  baseRequest,
+  countingStorage,
+  readText,
+  withoutAppend,
+  withTempDir,
+} from "./helpers.ts";
 
 const ref = { taskId: "task-1", runId: "run-1" };
 
@@ -59,7 +66,11 @@ describe("runStep() with the placeholder executor", () => {
   it("is the default executor", async () => {
     const storage = createMemoryStorage();
     const result = await runStep(baseRequest(), undefined, { storage });
-    const explicit = await runStep(baseRequest({ runId: "run-2" }), createPlaceholderWorkerExecutor(), { storage });
+    const explicit = await runStep(
+      baseRequest({ runId: "run-2" }),
+      createPlaceholderWorkerExecutor(),
+      { storage },
+    );
     assert.equal(result.summary, explicit.summary);
     assert.match(result.summary, /execution remains deferred/);
   });
@@ -72,7 +83,9 @@ describe("runStep() with the placeholder executor", () => {
       assert.equal(result.logPaths.statePath, join(runDir, "state.json"));
       const state = JSON.parse(await readFile(join(runDir, "state.json"), "utf8"));
       assert.equal(state.status, "prepared");
-      const worker = (await readFile(join(runDir, "worker.log"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+      const worker = (await readFile(join(runDir, "worker.log"), "utf8")).trim().split("\n").map((
+        l,
+      ) => JSON.parse(l));
       assert.equal(worker.length, 6);
       assert.equal(await readFile(join(runDir, "stdout.log"), "utf8"), "");
     });
@@ -81,7 +94,9 @@ describe("runStep() with the placeholder executor", () => {
   it("uses an absolute runsRootDir as it is", async () => {
     await withTempDir(async (dir) => {
       const runsRootDir = join(dir, "elsewhere", "runs");
-      const result = await runStep(baseRequest({ runtime: { repoRoot: join(dir, "repo"), worktreePath: dir, runsRootDir } }));
+      const result = await runStep(
+        baseRequest({ runtime: { repoRoot: join(dir, "repo"), worktreePath: dir, runsRootDir } }),
+      );
       assert.equal(result.logPaths.metaPath, join(runsRootDir, "task-1", "run-1", "meta.json"));
       JSON.parse(await readFile(result.logPaths.metaPath, "utf8"));
     });
@@ -107,7 +122,11 @@ describe("runStep() with outcome arrays", () => {
     assert.equal(result.metrics.stderrChunkCount, 1);
     assert.equal(result.logSummary.totalEntries, result.lifecycleEvents.length + 4);
     assert.equal(result.logSummary.lastSeq, result.state.lastEventSeq);
-    const seqs = [...result.lifecycleEvents, ...result.logSession.stdout.entries, ...result.logSession.stderr.entries]
+    const seqs = [
+      ...result.lifecycleEvents,
+      ...result.logSession.stdout.entries,
+      ...result.logSession.stderr.entries,
+    ]
       .map((e) => e.seq).sort((a, b) => a - b);
     assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
     assert.equal(result.state.status, "completed");
@@ -117,7 +136,11 @@ describe("runStep() with outcome arrays", () => {
 describe("runStep() with a failing executor", () => {
   for (
     const [label, executor] of [
-      ["throws", { execute: () => { throw new Error("boom"); } }],
+      ["throws", {
+        execute: () => {
+          throw new Error("boom");
+        },
+      }],
       ["rejects", { execute: () => Promise.reject(new TypeError("bad things")) }],
       ["returns garbage", { execute: () => ({ nope: true }) as never }],
     ] as const
@@ -169,13 +192,33 @@ describe("runStep() input validation", () => {
     ["timeoutSec NaN", (r) => ({ ...r, timeoutSec: Number.NaN }), "timeoutSec"],
     ["timeoutSec missing", (r) => ({ ...r, timeoutSec: undefined }), "timeoutSec"],
     ["runtime missing", (r) => ({ ...r, runtime: undefined }), "runtime"],
-    ["repoRoot empty", (r) => ({ ...r, runtime: { ...r.runtime, repoRoot: "" } }), "runtime.repoRoot"],
-    ["worktreePath a number", (r) => ({ ...r, runtime: { ...r.runtime, worktreePath: 7 } }), "runtime.worktreePath"],
-    ["runsRootDir with '..'", (r) => ({ ...r, runtime: { ...r.runtime, runsRootDir: "../outside" } }), "runtime.runsRootDir"],
+    [
+      "repoRoot empty",
+      (r) => ({ ...r, runtime: { ...r.runtime, repoRoot: "" } }),
+      "runtime.repoRoot",
+    ],
+    [
+      "worktreePath a number",
+      (r) => ({ ...r, runtime: { ...r.runtime, worktreePath: 7 } }),
+      "runtime.worktreePath",
+    ],
+    [
+      "runsRootDir with '..'",
+      (r) => ({ ...r, runtime: { ...r.runtime, runsRootDir: "../outside" } }),
+      "runtime.runsRootDir",
+    ],
     ["createdAt not a date", (r) => ({ ...r, createdAt: "yesterday" }), "createdAt"],
     ["command an empty array", (r) => ({ ...r, command: [] }), "command"],
-    ["checkpoint mode unknown", (r) => ({ ...r, checkpoint: { mode: "sometimes" } }), "checkpoint.mode"],
-    ["logTailLines 0", (r) => ({ ...r, checkpoint: { logTailLines: 0 } }), "checkpoint.logTailLines"],
+    [
+      "checkpoint mode unknown",
+      (r) => ({ ...r, checkpoint: { mode: "sometimes" } }),
+      "checkpoint.mode",
+    ],
+    [
+      "logTailLines 0",
+      (r) => ({ ...r, checkpoint: { logTailLines: 0 } }),
+      "checkpoint.logTailLines",
+    ],
     ["request null", () => null, "(root)"],
   ];
   for (const [label, mutate, field] of cases) {
@@ -196,7 +239,9 @@ describe("runStep() input validation", () => {
 
   it("refuses bad options with a ValidationError naming the option", async () => {
     const storage = createMemoryStorage();
-    await assert.rejects(runStep(baseRequest(), undefined, { storage, flushIntervalMs: -5 }), { field: "flushIntervalMs" });
+    await assert.rejects(runStep(baseRequest(), undefined, { storage, flushIntervalMs: -5 }), {
+      field: "flushIntervalMs",
+    });
     await assert.rejects(
       runStep(baseRequest(), undefined, { storage: { name: "broken" } as never }),
       { field: "storage" },
@@ -205,18 +250,25 @@ describe("runStep() input validation", () => {
   });
 
   it("refuses an executor without execute() with a TypeError", async () => {
-    await assert.rejects(runStep(baseRequest(), {} as WorkerExecutor, { storage: createMemoryStorage() }), TypeError);
+    await assert.rejects(
+      runStep(baseRequest(), {} as WorkerExecutor, { storage: createMemoryStorage() }),
+      TypeError,
+    );
   });
 });
 
 describe("runStep() duplicate runs", () => {
   const storages = {
-    memory: () => Promise.resolve({ storage: createMemoryStorage(), done: () => Promise.resolve() }),
+    memory: () =>
+      Promise.resolve({ storage: createMemoryStorage(), done: () => Promise.resolve() }),
     fs: async () => {
       const { mkdtemp, rm } = await import("node:fs/promises");
       const { tmpdir } = await import("node:os");
       const root = await mkdtemp(join(tmpdir(), "runner-dup-"));
-      return { storage: createFsStorage({ root }), done: () => rm(root, { recursive: true, force: true }) };
+      return {
+        storage: createFsStorage({ root }),
+        done: () => rm(root, { recursive: true, force: true }),
+      };
     },
   };
   for (const [name, make] of Object.entries(storages)) {
@@ -226,9 +278,11 @@ describe("runStep() duplicate runs", () => {
         await runStep(baseRequest(), {
           execute: () => ({ ok: true, outcome: "completed", summary: "first", stdout: ["one"] }),
         }, { storage });
-        const before = await Promise.all(["meta.json", "state.json", "stdout.log", "worker.log"].map((f) =>
-          readText(storage, `runs/task-1/run-1/${f}`)
-        ));
+        const before = await Promise.all(
+          ["meta.json", "state.json", "stdout.log", "worker.log"].map((f) =>
+            readText(storage, `runs/task-1/run-1/${f}`)
+          ),
+        );
         let executed = false;
         await assert.rejects(
           runStep(baseRequest({ stepName: "second" }), {
@@ -240,9 +294,11 @@ describe("runStep() duplicate runs", () => {
           (error: unknown) => error instanceof RunConflictError && error.code === "run_conflict",
         );
         assert.equal(executed, false);
-        const after = await Promise.all(["meta.json", "state.json", "stdout.log", "worker.log"].map((f) =>
-          readText(storage, `runs/task-1/run-1/${f}`)
-        ));
+        const after = await Promise.all(
+          ["meta.json", "state.json", "stdout.log", "worker.log"].map((f) =>
+            readText(storage, `runs/task-1/run-1/${f}`)
+          ),
+        );
         assert.deepEqual(after, before);
       } finally {
         await done();
@@ -252,18 +308,34 @@ describe("runStep() duplicate runs", () => {
     it(`lets exactly one of 10 concurrent duplicates run on ${name}`, async () => {
       const { storage, done } = await make();
       try {
-        const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) =>
-          runStep(baseRequest({ stepName: `contender ${i}` }), {
-            execute: () => ({ ok: true, outcome: "completed", summary: `winner ${i}`, stdout: [`from ${i}`] }),
-          }, { storage })));
+        const results = await Promise.allSettled(
+          Array.from(
+            { length: 10 },
+            (_, i) =>
+              runStep(baseRequest({ stepName: `contender ${i}` }), {
+                execute: () => ({
+                  ok: true,
+                  outcome: "completed",
+                  summary: `winner ${i}`,
+                  stdout: [`from ${i}`],
+                }),
+              }, { storage }),
+          ),
+        );
         const winners = results.filter((r) => r.status === "fulfilled");
         assert.equal(winners.length, 1);
-        for (const r of results) if (r.status === "rejected") assert.ok(r.reason instanceof RunConflictError);
-        const winner = (winners[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof runStep>>>).value;
+        for (const r of results) {
+          if (r.status === "rejected") assert.ok(r.reason instanceof RunConflictError);
+        }
+        const winner =
+          (winners[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof runStep>>>).value;
         const stored = await readRun(storage, ref);
         assert.equal(stored.metadata.stepName, winner.metadata.stepName);
         assert.equal(stored.state?.summary, winner.summary);
-        assert.equal(await readRunLog(storage, ref, "stdout"), `${winner.summary.replace("winner", "from")}\n`);
+        assert.equal(
+          await readRunLog(storage, ref, "stdout"),
+          `${winner.summary.replace("winner", "from")}\n`,
+        );
         assert.equal(stored.events.filter((e) => e.type === "run_prepared").length, 1);
       } finally {
         await done();
@@ -289,12 +361,18 @@ describe("runStep() write batching", () => {
   const expected = Array.from({ length: 20_000 }, (_, i) => line(i)).join("");
   const variants = {
     memory: async () => ({ inner: createMemoryStorage(), done: () => Promise.resolve() }),
-    "memory without append (segments)": async () => ({ inner: withoutAppend(createMemoryStorage()), done: () => Promise.resolve() }),
+    "memory without append (segments)": async () => ({
+      inner: withoutAppend(createMemoryStorage()),
+      done: () => Promise.resolve(),
+    }),
     fs: async () => {
       const { mkdtemp, rm } = await import("node:fs/promises");
       const { tmpdir } = await import("node:os");
       const root = await mkdtemp(join(tmpdir(), "runner-batch-"));
-      return { inner: createFsStorage({ root }), done: () => rm(root, { recursive: true, force: true }) };
+      return {
+        inner: createFsStorage({ root }),
+        done: () => rm(root, { recursive: true, force: true }),
+      };
     },
   };
   for (const [name, make] of Object.entries(variants)) {
@@ -302,14 +380,24 @@ describe("runStep() write batching", () => {
       const { inner, done } = await make();
       try {
         const { storage, counts } = countingStorage(inner);
-        const result = await runStep(baseRequest(), streamingExecutor(20_000, line), { storage, flushBytes: 64 * 1024 });
+        const result = await runStep(baseRequest(), streamingExecutor(20_000, line), {
+          storage,
+          flushBytes: 64 * 1024,
+        });
         assert.equal(await readRunLog(inner, ref, "stdout"), expected);
         assert.equal(result.metrics.stdoutChunkCount, 20_000);
         assert.equal(result.metrics.stdoutBytes, new TextEncoder().encode(expected).byteLength);
         assert.ok(counts.mutations <= 200, `${counts.mutations} storage writes`);
-        assert.ok(result.logSession.stdout.entries.length <= 200, "the session keeps a tail, not every chunk");
+        assert.ok(
+          result.logSession.stdout.entries.length <= 200,
+          "the session keeps a tail, not every chunk",
+        );
         assert.equal(result.logSession.stdout.entries.at(-1)?.text, line(19_999));
-        assert.equal((await allKeys(inner)).filter((k) => k.includes(".segments/")).length, 0, "no segments left");
+        assert.equal(
+          (await allKeys(inner)).filter((k) => k.includes(".segments/")).length,
+          0,
+          "no segments left",
+        );
       } finally {
         await done();
       }
@@ -318,17 +406,24 @@ describe("runStep() write batching", () => {
 
   it("keeps 40 concurrent runs on one storage apart", async () => {
     const storage = createMemoryStorage();
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-      runStep(baseRequest({ runId: `run-${i}`, taskId: `task-${i % 4}` }), {
-        async execute(run, context) {
-          for (let j = 0; j < 50; j++) {
-            await context.stdout(`${run.request.runId} line ${j}\n`);
-            if (j % 10 === 0) await new Promise((r) => setTimeout(r, 1));
-          }
-          await context.stderr(`${run.request.runId} done\n`);
-          return { ok: true, outcome: "completed", summary: run.request.runId };
-        },
-      }, { storage })));
+    const results = await Promise.all(
+      Array.from(
+        { length: 40 },
+        (_, i) =>
+          runStep(baseRequest({ runId: `run-${i}`, taskId: `task-${i % 4}` }), {
+            async execute(run, context) {
+              for (let j = 0; j < 50; j++) {
+                await context.stdout(`${run.request.runId} line ${j}\n`);
+                if (j % 10 === 0) {
+                  await new Promise((r) => setTimeout(r, 1));
+                }
+              }
+              await context.stderr(`${run.request.runId} done\n`);
+              return { ok: true, outcome: "completed", summary: run.request.runId };
+            },
+          }, { storage }),
+      ),
+    );
     for (let i = 0; i < 40; i++) {
       const r = { taskId: `task-${i % 4}`, runId: `run-${i}` };
       assert.equal(results[i].summary, `run-${i}`);
@@ -343,7 +438,12 @@ describe("runStep() write batching", () => {
 });
 
 describe("runStep() live readers", () => {
-  for (const [name, make] of [["memory", () => createMemoryStorage()], ["segments", () => withoutAppend(createMemoryStorage())]] as const) {
+  for (
+    const [name, make] of [["memory", () => createMemoryStorage()], [
+      "segments",
+      () => withoutAppend(createMemoryStorage()),
+    ]] as const
+  ) {
     it(`lets a reader see output while the run is live (${name})`, async () => {
       const storage = make();
       let seenLive = "";
@@ -391,13 +491,18 @@ describe("prepareStepRun()", () => {
     assert.equal(run.state.status, "prepared");
     assert.equal(run.logPaths.metaPath, "memory://runs/task-1/run-1/meta.json");
     const stored = await readRun(storage, ref);
-    assert.deepEqual(stored.events.map((e) => e.type), ["run_prepared", "checkpoint_slot_reserved"]);
+    assert.deepEqual(stored.events.map((e) => e.type), [
+      "run_prepared",
+      "checkpoint_slot_reserved",
+    ]);
     assert.equal(stored.checkpoints[0].type, "summary");
   });
 
   it("records no checkpoints and no slot event when checkpoints are disabled", async () => {
     const storage = createMemoryStorage();
-    const result = await runStep(baseRequest({ checkpoint: { mode: "disabled" } }), undefined, { storage });
+    const result = await runStep(baseRequest({ checkpoint: { mode: "disabled" } }), undefined, {
+      storage,
+    });
     assert.deepEqual(result.lifecycleEvents.map((e) => e.type), [
       "run_prepared",
       "worker_started",
@@ -411,14 +516,34 @@ describe("prepareStepRun()", () => {
   it("keeps the git diff plan in the checkpoint config and the slot event", async () => {
     const storage = createMemoryStorage();
     const result = await runStep(
-      baseRequest({ checkpoint: { gitDiff: { baseRef: "main", cadenceSec: { min: 10, max: 60 } }, logTailLines: 3 } }),
-      { execute: () => ({ ok: true, outcome: "completed", summary: "ok", stdout: ["a", "b", "c", "d", "e"] }) },
+      baseRequest({
+        checkpoint: {
+          gitDiff: { baseRef: "main", cadenceSec: { min: 10, max: 60 } },
+          logTailLines: 3,
+        },
+      }),
+      {
+        execute: () => ({
+          ok: true,
+          outcome: "completed",
+          summary: "ok",
+          stdout: ["a", "b", "c", "d", "e"],
+        }),
+      },
       { storage },
     );
     assert.deepEqual(result.checkpoint.supportedTypes, ["summary", "log_tail", "git_diff"]);
-    assert.deepEqual(result.checkpoint.gitDiffPlan?.commands.binaryDiff.args, ["git", "diff", "--binary", "main"]);
+    assert.deepEqual(result.checkpoint.gitDiffPlan?.commands.binaryDiff.args, [
+      "git",
+      "diff",
+      "--binary",
+      "main",
+    ]);
     const slot = result.lifecycleEvents.find((e) => e.type === "checkpoint_slot_reserved")!;
-    assert.deepEqual((slot.data.gitDiffCommands as { cadenceSec: unknown }).cadenceSec, { min: 10, max: 60 });
+    assert.deepEqual((slot.data.gitDiffCommands as { cadenceSec: unknown }).cadenceSec, {
+      min: 10,
+      max: 60,
+    });
     const tail = result.checkpoint.records.find((r) => r.type === "log_tail")!;
     assert.deepEqual((tail.data.lines as { text: string }[]).map((l) => l.text), ["c", "d", "e"]);
   });

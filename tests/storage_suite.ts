@@ -17,12 +17,18 @@ export interface StorageSuiteOptions {
   name: string;
   create(): Promise<StorageFixture>;
   /** Capabilities the adapter must offer (checked, then tested). */
-  capabilities?: { append?: boolean; replace?: boolean; writeStream?: boolean; deleteMany?: boolean };
+  capabilities?: {
+    append?: boolean;
+    replace?: boolean;
+    writeStream?: boolean;
+    deleteMany?: boolean;
+  };
   /** Keys to list in the paging test (S3 pages at 1,000). */
   listCount?: number;
 }
 
-const text = (bytes: Uint8Array | undefined) => bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+const text = (bytes: Uint8Array | undefined) =>
+  bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 
 async function keys(storage: RunStorage, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -84,21 +90,29 @@ export function testStorage(options: StorageSuiteOptions): void {
     it("refuses a create-only write on an existing key with precondition_failed, keeping the bytes", () =>
       using(async (storage) => {
         await storage.write("runs/t/r/meta.json", "first", { ifNoneMatch: "*" });
-        await expectStorageError(storage.write("runs/t/r/meta.json", "second", { ifNoneMatch: "*" }), "precondition_failed");
+        await expectStorageError(
+          storage.write("runs/t/r/meta.json", "second", { ifNoneMatch: "*" }),
+          "precondition_failed",
+        );
         assert.equal(text(await storage.read("runs/t/r/meta.json")), "first");
       }));
 
     it("lets exactly one of 10 concurrent create-only writes win", () =>
       using(async (storage) => {
         const results = await Promise.allSettled(
-          Array.from({ length: 10 }, (_, i) => storage.write("race/meta.json", `writer ${i}`, { ifNoneMatch: "*" })),
+          Array.from({ length: 10 }, (_, i) =>
+            storage.write("race/meta.json", `writer ${i}`, { ifNoneMatch: "*" })),
         );
-        const winners = results.filter((r) => r.status === "fulfilled");
+        const winners = results.filter((r) =>
+          r.status === "fulfilled"
+        );
         assert.equal(winners.length, 1);
         const index = results.findIndex((r) => r.status === "fulfilled");
         assert.equal(text(await storage.read("race/meta.json")), `writer ${index}`);
         for (const r of results) {
-          if (r.status === "rejected") assert.equal((r.reason as StorageError).code, "precondition_failed");
+          if (r.status === "rejected") {
+            assert.equal((r.reason as StorageError).code, "precondition_failed");
+          }
         }
       }));
 
@@ -141,7 +155,13 @@ export function testStorage(options: StorageSuiteOptions): void {
 
     it("stores keys with spaces, '+', '%', '~', '=' and unicode", () =>
       using(async (storage) => {
-        const odd = ["sp ace/a b.txt", "plus+sign/x+y", "pct%20/100%", "tilde~/é ü 日本", "eq=/a=b&c"];
+        const odd = [
+          "sp ace/a b.txt",
+          "plus+sign/x+y",
+          "pct%20/100%",
+          "tilde~/é ü 日本",
+          "eq=/a=b&c",
+        ];
         for (const key of odd) await storage.write(key, key);
         for (const key of odd) assert.equal(text(await storage.read(key)), key);
         assert.deepEqual(await keys(storage, ""), [...odd].sort());
@@ -149,7 +169,19 @@ export function testStorage(options: StorageSuiteOptions): void {
 
     it("refuses '..', absolute, backslash, empty-segment and control-character keys", () =>
       using(async (storage) => {
-        for (const key of ["../escape", "a/../../b", "/abs", "a\\b", "a//b", "", "a/./b", "nul\u0000", "a/\n"]) {
+        for (
+          const key of [
+            "../escape",
+            "a/../../b",
+            "/abs",
+            "a\\b",
+            "a//b",
+            "",
+            "a/./b",
+            "nul\u0000",
+            "a/\n",
+          ]
+        ) {
           await expectStorageError(storage.write(key, "x"), "invalid_key");
           await expectStorageError(storage.read(key), "invalid_key");
         }
@@ -160,7 +192,10 @@ export function testStorage(options: StorageSuiteOptions): void {
       using(async (storage) => {
         const location = storage.locate("runs/t/r/stdout.log");
         assert.equal(typeof location, "string");
-        assert.ok(location.endsWith("runs/t/r/stdout.log") || location.endsWith("runs\\t\\r\\stdout.log"), location);
+        assert.ok(
+          location.endsWith("runs/t/r/stdout.log") || location.endsWith("runs\\t\\r\\stdout.log"),
+          location,
+        );
       }));
 
     it("copes with a 6 MiB value byte-exact", () =>
@@ -191,10 +226,16 @@ export function testStorage(options: StorageSuiteOptions): void {
         using(async (storage) => {
           assert.equal(typeof storage.replace, "function");
           const first = await storage.write("s/state.json", "v1");
-          assert.ok(first && typeof first.etag === "string" && first.etag !== "", "write returns an etag");
+          assert.ok(
+            first && typeof first.etag === "string" && first.etag !== "",
+            "write returns an etag",
+          );
           const second = await storage.replace!("s/state.json", "v2", { ifMatch: first.etag! });
           assert.equal(text(await storage.read("s/state.json")), "v2");
-          await expectStorageError(storage.replace!("s/state.json", "v3", { ifMatch: first.etag! }), "precondition_failed");
+          await expectStorageError(
+            storage.replace!("s/state.json", "v3", { ifMatch: first.etag! }),
+            "precondition_failed",
+          );
           assert.equal(text(await storage.read("s/state.json")), "v2");
           await storage.replace!("s/state.json", "v4", { ifMatch: second.etag! });
           assert.equal(text(await storage.read("s/state.json")), "v4");
@@ -204,13 +245,17 @@ export function testStorage(options: StorageSuiteOptions): void {
       it("writes a streamed value whole, byte-exact", () =>
         using(async (storage) => {
           assert.equal(typeof storage.writeStream, "function");
-          const parts = Array.from({ length: 5 }, (_, i) => new Uint8Array(3 * 1024 * 1024 + i).fill(i + 1));
+          const parts = Array.from({ length: 5 }, (_, i) =>
+            new Uint8Array(3 * 1024 * 1024 + i).fill(i + 1));
           async function* source() {
-            for (const part of parts) yield part;
+            for (const part of parts) {
+              yield part;
+            }
           }
           await storage.writeStream!("stream/out.bin", source());
           const read = await storage.read("stream/out.bin");
-          const total = parts.reduce((n, p) => n + p.length, 0);
+          const total = parts.reduce((n, p) =>
+            n + p.length, 0);
           assert.equal(read?.length, total);
           let offset = 0;
           for (const part of parts) {
