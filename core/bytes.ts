@@ -1,6 +1,8 @@
 // Small byte helpers shared by the write path and the read side.
 
 const encoder = new TextEncoder();
+// deno-lint-ignore no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** UTF-8 encodes text. */
 export function encodeText(text: string): Uint8Array {
@@ -12,6 +14,8 @@ export function encodeText(text: string): Uint8Array {
  * replacement character, as TextEncoder writes them).
  */
 export function utf8Length(text: string): number {
+  // Most output is ASCII: one regex scan (native) beats the loop below.
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -18,7 +18,8 @@ export interface SaveArtifactOptions {
 /**
  * What an executor gets besides the run: live output, cancellation and artifacts.
  *
- * `stdout`/`stderr` take text (stored as UTF-8) or raw bytes (stored verbatim). They return
+ * `stdout`/`stderr` take text (stored as UTF-8) or raw bytes (stored verbatim, copied, so the
+ * caller may reuse its buffer). They return
  * `undefined` while the run's buffers have room and a promise while they are full: an executor
  * that prints a lot should `await` the result so memory stays bounded; one that ignores it still
  * works. Output written after the run closed (timeout, cancel) is ignored.

@@ -85,6 +85,7 @@ export function createRunWriter(
     stderr: { parts: [], bytes: 0, segments: 0, totalBytes: 0 },
   };
   let pendingBytes = 0;
+  let drainWaiters: (() => void)[] = [];
   let writes = 0;
   let queue: Promise<unknown> = Promise.resolve();
   let stateEtag: string | undefined;
@@ -148,8 +149,9 @@ export function createRunWriter(
   let persistedSeq = 0;
 
   async function writeLogs(): Promise<void> {
-    // Everything sequenced so far is in the buffers we are about to take.
+    // Take every buffer at once: everything sequenced so far is in them.
     const seqAtSwap = currentSeq();
+    const taken: [WorkerLogChannel, Uint8Array][] = [];
     for (const channel of CHANNELS) {
       const buffer = pending[channel];
       if (buffer.parts.length === 0) continue;
@@ -157,7 +159,11 @@ export function createRunWriter(
       buffer.parts = [];
       pendingBytes -= buffer.bytes;
       buffer.bytes = 0;
-      if (data.byteLength === 0) continue;
+      if (data.byteLength > 0) taken.push([channel, data]);
+    }
+    releaseProducers();
+    for (const [channel, data] of taken) {
+      const buffer = pending[channel];
       const key = logKey(keys, channel);
       if (nativeAppend) {
         await counted(() => storage.append!(key, data));
@@ -169,6 +175,12 @@ export function createRunWriter(
       buffer.totalBytes += data.byteLength;
     }
     persistedSeq = seqAtSwap;
+  }
+
+  function releaseProducers(): void {
+    const waiters = drainWaiters;
+    drainWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   function flush(): Promise<void> {
@@ -237,8 +249,15 @@ export function createRunWriter(
       pendingBytes += byteLength;
       if (pendingBytes >= flushBytes) {
         const flushed = flush();
-        // Past twice the threshold the producer must wait: memory stays bounded.
-        if (pendingBytes >= 2 * flushBytes) return flushed;
+        // Past twice the threshold the producer waits until a flush has taken the buffers (not
+        // until it has written them), so reading and writing overlap and memory stays bounded
+        // at about four thresholds: two being written, two filling.
+        if (pendingBytes >= 2 * flushBytes) {
+          return new Promise<void>((resolve) => {
+            drainWaiters.push(resolve);
+            flushed.catch(resolve);
+          });
+        }
       }
       return undefined;
     },

@@ -480,7 +480,8 @@ function createStreamWriter(
         return store(out, out.byteLength, true);
       }
       if (typeof chunk === "string") return store(chunk, utf8Length(chunk), true);
-      // Copy: the caller may reuse its buffer before the flush.
+      // Copy: the caller may reuse its buffer before the flush (a reused read buffer would
+      // otherwise corrupt the log silently).
       return store(chunk.slice(), chunk.byteLength, true);
     },
     end() {

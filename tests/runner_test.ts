@@ -12,6 +12,7 @@ import {
   prepareStepRun,
   readRun,
   readRunLog,
+  readRunLogBytes,
   RunConflictError,
   runStep,
   type StepExecutionRequest,
@@ -403,6 +404,26 @@ describe("runStep() write batching", () => {
       }
     });
   }
+
+  it("copies byte chunks, so an executor may reuse its buffer", async () => {
+    const storage = createMemoryStorage();
+    const buffer = new Uint8Array(1024);
+    const expected: number[] = [];
+    await runStep(baseRequest(), {
+      async execute(_run, context) {
+        for (let i = 0; i < 3000; i++) {
+          buffer.fill(i % 251);
+          for (let j = 0; j < buffer.length; j++) expected.push(i % 251);
+          const pending = context.stdout(buffer);
+          if (pending) await pending;
+        }
+        return { ok: true, outcome: "completed", summary: "reused" };
+      },
+    }, { storage, flushBytes: 64 * 1024 });
+    const stored = await readRunLogBytes(storage, ref, "stdout");
+    assert.equal(stored.byteLength, expected.length);
+    assert.deepEqual(stored, new Uint8Array(expected));
+  });
 
   it("keeps 40 concurrent runs on one storage apart", async () => {
     const storage = createMemoryStorage();
