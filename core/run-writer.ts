@@ -300,9 +300,19 @@ export function createRunWriter(
           }
           throw error;
         }
-        const result = await counted(() =>
-          storage.write(keys.state, JSON.stringify(state, null, 2) + "\n", { ifNoneMatch: "*" })
-        );
+        let result: StorageWriteResult | void;
+        try {
+          result = await counted(() =>
+            storage.write(keys.state, JSON.stringify(state, null, 2) + "\n", { ifNoneMatch: "*" })
+          );
+        } catch (error) {
+          // Another writer got here first despite meta.json (e.g. a backend that lost track of
+          // a retried create): still a duplicate run, never an overwrite.
+          if (isPreconditionFailed(error)) {
+            throw new RunConflictError(ids.taskId, ids.runId, { cause: error });
+          }
+          throw error;
+        }
         stateEtag = result?.etag ?? undefined;
         lastStateWrite = Date.now();
         if (nativeAppend) {

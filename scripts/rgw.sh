@@ -270,7 +270,7 @@ osd max object name len = 460
 osd max object namespace len = 64
 
 [$RGW_NAME]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $STATE_DIR/rgw
 rgw thread pool size = 64
 rgw dynamic resharding = false

@@ -70,6 +70,8 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10_000;
 const DELETE_BATCH = 1000;
 const ADAPTER = "s3";
+// User metadata stamped on conditional PUTs, to tell our own retried write from another writer's.
+const WRITE_ID_HEADER = "x-amz-meta-baa-write-id";
 
 const retrySchema = z.strictObject({
   attempts: z.number().int().min(0).max(20).optional(),
@@ -321,16 +323,22 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
   }
 
   /**
-   * After a 412 on a retried conditional PUT, the earlier attempt may have been ours: when the
-   * stored bytes are exactly what we sent, the write succeeded.
+   * After a 412 on a retried conditional PUT, the earlier attempt may have been ours. Each
+   * conditional PUT carries a random write id in its metadata: only when the stored object has
+   * OUR id (and our bytes) did our write land. Comparing bytes alone would let a duplicate run
+   * with identical `meta.json` bytes believe it had won.
    */
   async function ownWriteLanded(
     operation: string,
     key: string,
     data: Uint8Array,
+    writeId: string,
   ): Promise<string | undefined> {
     const exchange = await send({ operation, key, method: "GET", url: objectUrl(key) });
-    if (exchange.status !== 200 || !bytesEqual(exchange.body, data)) return undefined;
+    if (exchange.status !== 200) return undefined;
+    if (exchange.headers.get(WRITE_ID_HEADER) !== writeId || !bytesEqual(exchange.body, data)) {
+      return undefined;
+    }
     return bareEtag(exchange.headers.get("etag")) ?? "";
   }
 
@@ -340,12 +348,17 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
     data: Uint8Array,
     conditional: Record<string, string>,
   ): Promise<StorageWriteResult> {
+    const writeId = Object.keys(conditional).length > 0 ? crypto.randomUUID() : undefined;
     const call: Call = {
       operation,
       key,
       method: "PUT",
       url: objectUrl(key),
-      headers: { "content-type": contentType(key), ...conditional },
+      headers: {
+        "content-type": contentType(key),
+        ...conditional,
+        ...(writeId === undefined ? {} : { [WRITE_ID_HEADER]: writeId }),
+      },
       body: data,
     };
     const exchange = await send(call);
@@ -354,8 +367,8 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
       return etag === undefined || etag === "" ? {} : { etag };
     }
     const error = failed(call, exchange);
-    if (error.code === "precondition_failed" && exchange.ambiguous) {
-      const etag = await ownWriteLanded(operation, key, data);
+    if (error.code === "precondition_failed" && exchange.ambiguous && writeId !== undefined) {
+      const etag = await ownWriteLanded(operation, key, data, writeId);
       if (etag !== undefined) return etag === "" ? {} : { etag };
     }
     throw error;

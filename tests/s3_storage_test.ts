@@ -50,7 +50,7 @@ type Interceptor = (
  */
 function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
   const bucket = options.bucket ?? "bkt";
-  const objects = new Map<string, { data: Uint8Array; etag: string }>();
+  const objects = new Map<string, { data: Uint8Array; etag: string; meta?: [string, string][] }>();
   const uploads = new Map<string, { key: string; parts: Map<number, Uint8Array> }>();
   const seen: Seen[] = [];
   let interceptor: Interceptor | undefined;
@@ -129,7 +129,9 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
     if (request.method === "GET") {
       const object = objects.get(key);
       if (object === undefined) return error(404, "NoSuchKey");
-      return new Response(object.data as BodyInit, { headers: { etag: `"${object.etag}"` } });
+      return new Response(object.data as BodyInit, {
+        headers: [["etag", `"${object.etag}"`], ...(object.meta ?? [])],
+      });
     }
     if (request.method === "DELETE") {
       if (q.has("uploadId")) uploads.delete(q.get("uploadId")!);
@@ -184,7 +186,8 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
         return error(412, "PreconditionFailed");
       }
       const etag = md5Hex(entry.body);
-      objects.set(key, { data: entry.body, etag });
+      const meta = [...request.headers].filter(([name]) => name.startsWith("x-amz-meta-"));
+      objects.set(key, { data: entry.body, etag, meta });
       return new Response(null, { headers: { etag: `"${etag}"` } });
     }
     return error(405, "MethodNotAllowed");
@@ -629,7 +632,13 @@ describe("createS3Storage() on a fake fetch", () => {
     // The first attempt is applied but its answer is lost (500), the retry sees 412.
     fake.intercept(async (seen, index) => {
       if (index === 0) {
-        await fake.fetch(new Request(seen.url, { method: "PUT", body: seen.body as BodyInit }));
+        await fake.fetch(
+          new Request(seen.url, {
+            method: "PUT",
+            body: seen.body as BodyInit,
+            headers: seen.headers,
+          }),
+        );
         fake.seen.pop();
         return new Response("", { status: 500 });
       }
@@ -643,6 +652,12 @@ describe("createS3Storage() on a fake fetch", () => {
     fake.intercept((_, index) => index === 0 ? new Response("", { status: 500 }) : undefined);
     const error = await rejection(storage.write("meta.json", "theirs", { ifNoneMatch: "*" }));
     assert.equal(error.code, "precondition_failed");
+
+    // Same bytes from another writer (a duplicate run): its write id differs, still a conflict.
+    fake.seen.length = 0;
+    fake.intercept((_, index) => index === 0 ? new Response("", { status: 500 }) : undefined);
+    const duplicate = await rejection(storage.write("meta.json", "mine", { ifNoneMatch: "*" }));
+    assert.equal(duplicate.code, "precondition_failed");
   });
 
   it("createS3Storage() replace() sends a bare If-Match and fences on it", async () => {
