@@ -127,3 +127,14 @@ export function benchRequest(root: string, runId = "run-1") {
     runtime: { repoRoot: root, worktreePath: root },
   };
 }
+
+/** The number after `--name` on the command line, or `fallback`. */
+export function numberArg(name: string, fallback: number): number {
+  return Number(stringArg(name, String(fallback)));
+}
+
+/** The value after `--name` on the command line, or `fallback`. */
+export function stringArg(name: string, fallback: string): string {
+  const index = Deno.args.indexOf(name);
+  return index >= 0 ? Deno.args[index + 1] : fallback;
+}

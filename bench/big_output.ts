@@ -13,6 +13,7 @@ import {
   loadAverage,
   mb,
   median,
+  numberArg,
   printTable,
   report,
   runChild,
@@ -21,12 +22,8 @@ import {
 } from "./_harness.ts";
 
 const SCRIPT = new URL(import.meta.url).pathname;
-const arg = (name: string, fallback: number) => {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
-};
-const MIB = arg("--mib", 512);
-const REPS = arg("--reps", 3);
+const MIB = numberArg("--mib", 512);
+const REPS = numberArg("--reps", 3);
 const CHUNK = 64 * 1024;
 const CHUNKS = (MIB * 1024 * 1024) / CHUNK;
 const TOTAL = CHUNKS * CHUNK;

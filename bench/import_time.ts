@@ -18,13 +18,10 @@
 // whole-process wall time.
 
 import process from "node:process";
+import { median, numberArg, stringArg } from "./_harness.ts";
 
-const arg = (name: string, fallback: string): string => {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Deno.args[index + 1] : fallback;
-};
-const RUNS = Math.max(10, Number(arg("--runs", "15")));
-const DIR = arg("--dir", "/tmp/baa-import-bench");
+const RUNS = Math.max(10, numberArg("--runs", 15));
+const DIR = stringArg("--dir", "/tmp/baa-import-bench");
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = Deno.execPath();
 const SDK_DIR = `${DIR}/sdk`;
@@ -182,12 +179,6 @@ async function once(target: Target): Promise<{ ms: number; wall: number }> {
     process.exit(1);
   }
   return { ms: JSON.parse(line).ms as number, wall };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 // ---------------------------------------------------------------- measure

@@ -16,6 +16,7 @@ import {
   loadAverage,
   mb,
   median,
+  numberArg,
   pairedRatio,
   printTable,
   report,
@@ -25,13 +26,9 @@ import {
 } from "./_harness.ts";
 
 const SCRIPT = new URL(import.meta.url).pathname;
-const arg = (name: string, fallback: number) => {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
-};
-const REPS = arg("--reps", 5);
-const SIZE = arg("--bytes", 209_715_200);
-const ITERATIONS = arg("--iterations", 10);
+const REPS = numberArg("--reps", 5);
+const SIZE = numberArg("--bytes", 209_715_200);
+const ITERATIONS = numberArg("--iterations", 10);
 const WARMUP = 3;
 const COMMAND = `head -c ${SIZE} /dev/zero | tr '\\0' 'a'`;
 const A = 0x61;

@@ -18,15 +18,12 @@ import { createS3Storage, runStep } from "../mod.ts";
 import type { RunStorage, StepExecutionRequest } from "../mod.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "../tests/s3/bucket.ts";
 import { rgwEnv, rgwRequestCount } from "../tests/s3/rgw_env.ts";
+import { median, numberArg } from "./_harness.ts";
 
-const arg = (name: string, fallback: number): number => {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
-};
-const CHUNKS = arg("--chunks", 20_000);
-const WT_CHUNKS = arg("--wt-chunks", 2_000);
+const CHUNKS = numberArg("--chunks", 20_000);
+const WT_CHUNKS = numberArg("--wt-chunks", 2_000);
 const WT_HALF = Math.max(1, Math.floor(WT_CHUNKS / 2));
-const REPS = Math.max(3, arg("--reps", 3));
+const REPS = Math.max(3, numberArg("--reps", 3));
 
 const encoder = new TextEncoder();
 /** Chunk i: `line <i> ` padded to 79 characters, then a newline: 80 bytes. */
@@ -43,12 +40,6 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   if (a === undefined || a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function request(runId: string): StepExecutionRequest {

@@ -14,6 +14,7 @@ import {
   loadAverage,
   mb,
   median,
+  numberArg,
   pairedRatio,
   printTable,
   report,
@@ -23,12 +24,8 @@ import {
 } from "./_harness.ts";
 
 const SCRIPT = new URL(import.meta.url).pathname;
-const arg = (name: string, fallback: number) => {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
-};
-const CHUNKS = arg("--chunks", 100_000);
-const REPS = arg("--reps", 3);
+const CHUNKS = numberArg("--chunks", 100_000);
+const REPS = numberArg("--reps", 3);
 
 const encoder = new TextEncoder();
 /** Chunk i: `line <i> ` padded to 79 characters, then a newline: 80 bytes. */

@@ -351,31 +351,8 @@ export interface RunStateSnapshot {
   reason?: string;
 }
 
-/** Fields `state.json` can change. */
-export interface RunStatePatch {
-  /** New status. */
-  status?: RunStatus;
-  /** New update time. */
-  updatedAt?: string;
-  /** End time. */
-  finishedAt?: string;
-  /** Last sequence persisted. */
-  lastEventSeq?: number;
-  /** Last checkpoint sequence. */
-  checkpointSeq?: number;
-  /** Summary. */
-  summary?: string;
-  /** Exit code. */
-  exitCode?: number;
-  /** Bytes stored on stdout. */
-  stdoutBytes?: number;
-  /** Bytes stored on stderr. */
-  stderrBytes?: number;
-  /** Bytes dropped by the byte cap. */
-  droppedBytes?: { stdout: number; stderr: number };
-  /** Why a failed run ended. */
-  reason?: string;
-}
+/** Fields `state.json` can change: everything but the attempt and the start time. */
+export type RunStatePatch = Partial<Omit<RunStateSnapshot, "attempt" | "startedAt">>;
 
 /** An artifact listed in a result. */
 export interface StepArtifact {

@@ -27,34 +27,13 @@ import type {
 } from "../mod.ts";
 import { baseRequest } from "./helpers.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
-import { type RgwEnv, rgwEnv, rgwRequestCount } from "./s3/rgw_env.ts";
+import { requireRgw, type RgwEnv, rgwRequestCount } from "./s3/rgw_env.ts";
 import { type FaultProxy, startFaultProxy } from "./s3/fault_proxy.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 // ------------------------------------------------------------------ plumbing
-
-type TestContext = { skip(message?: string): void };
-let warnedSkip = false;
-
-/**
- * The RGW env, or `undefined` after marking the test skipped (loudly). With `CI=true` a missing
- * server fails the test instead: CI must never pass without the integration tests.
- */
-function requireRgw(t: TestContext): RgwEnv | undefined {
-  const env = rgwEnv();
-  if (env !== undefined) return env;
-  const message = "Ceph RGW is not running: S3 runner tests SKIPPED " +
-    '(start it with `source "$(bash scripts/rgw.sh start | tail -n1)"`)';
-  if (process.env.CI === "true") assert.fail(`${message}; CI=true requires them`);
-  if (!warnedSkip) {
-    warnedSkip = true;
-    console.warn(`\n${"#".repeat(72)}\n## ${message}\n${"#".repeat(72)}\n`);
-  }
-  t.skip(message);
-  return undefined;
-}
 
 interface Bucket {
   name: string;

@@ -16,7 +16,7 @@ import {
   uniqueBucketName,
 } from "./s3/bucket.ts";
 import type { S3TestEnv } from "./s3/bucket.ts";
-import { rgwEnv } from "./s3/rgw_env.ts";
+import { requireRgw, rgwEnv } from "./s3/rgw_env.ts";
 import { testStorage } from "./storage_suite.ts";
 
 const SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
@@ -831,27 +831,6 @@ describe("createS3Storage() on a fake fetch", () => {
 });
 
 // ------------------------------------------------------------------ Ceph RGW (a real server)
-
-type TestContext = { skip(message?: string): void };
-let warnedSkip = false;
-
-/**
- * The RGW env, or `undefined` after marking the test skipped (loudly). With `CI=true` a missing
- * server fails the test instead: CI must never pass without the integration tests.
- */
-function requireRgw(t: TestContext): S3TestEnv | undefined {
-  const env = rgwEnv();
-  if (env !== undefined) return env;
-  const message = "Ceph RGW is not running: S3 integration tests SKIPPED " +
-    "(start it with `bash scripts/rgw.sh start`)";
-  if (process.env.CI === "true") assert.fail(`${message}; CI=true requires them`);
-  if (!warnedSkip) {
-    warnedSkip = true;
-    console.warn(`\n${"#".repeat(72)}\n## ${message}\n${"#".repeat(72)}\n`);
-  }
-  t.skip(message);
-  return undefined;
-}
 
 /** Runs `fn` with a storage on a fresh bucket, deleted afterwards whatever happens. */
 async function withBucket(

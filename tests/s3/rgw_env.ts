@@ -4,6 +4,7 @@
  *
  * Runs under Deno (needs --allow-env, --allow-run, --allow-read) and under Node 20 via tsx.
  */
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
@@ -56,4 +57,26 @@ export function rgwRequestCount(): number {
     );
   }
   return Number(text);
+}
+
+/** The part of node:test's test context that {@linkcode requireRgw} needs. */
+export type SkippableTest = { skip(message?: string): void };
+let warnedSkip = false;
+
+/**
+ * The RGW env, or `undefined` after marking the test skipped (loudly, once per process). With
+ * `CI=true` a missing server fails the test instead: CI must never pass without the S3 tier.
+ */
+export function requireRgw(t: SkippableTest): RgwEnv | undefined {
+  const env = rgwEnv();
+  if (env !== undefined) return env;
+  const message = "Ceph RGW is not running: S3 tests SKIPPED " +
+    '(start it with `source "$(bash scripts/rgw.sh start | tail -n1)"`)';
+  if (process.env.CI === "true") assert.fail(`${message}; CI=true requires them`);
+  if (!warnedSkip) {
+    warnedSkip = true;
+    console.warn(`\n${"#".repeat(72)}\n## ${message}\n${"#".repeat(72)}\n`);
+  }
+  t.skip(message);
+  return undefined;
 }
