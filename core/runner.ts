@@ -403,8 +403,15 @@ function outcomeLevel(outcome: StepExecutionOutcome): LogLevel {
 }
 
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  // A summary lands in state.json and worker.log: keep a runaway message from bloating them.
+  return text.length > 2000
+    ? `${text.slice(0, 2000)}… (${text.length - 2000} more characters)`
+    : text;
 }
+
+const isStringArray = (value: unknown) =>
+  value === undefined || (Array.isArray(value) && value.every((item) => typeof item === "string"));
 
 function checkOutcome(value: unknown): WorkerExecutionOutcome {
   const outcome = value as WorkerExecutionOutcome | undefined;
@@ -413,6 +420,14 @@ function checkOutcome(value: unknown): WorkerExecutionOutcome {
     typeof outcome.ok !== "boolean" || typeof outcome.summary !== "string"
   ) {
     throw new RunnerError("Executor returned an invalid outcome (needs ok, outcome and summary)");
+  }
+  if (!isStringArray(outcome.stdout) || !isStringArray(outcome.stderr)) {
+    throw new RunnerError(
+      "Executor returned an invalid outcome ('stdout' and 'stderr' must be string arrays)",
+    );
+  }
+  if (outcome.exitCode !== undefined && !Number.isInteger(outcome.exitCode)) {
+    throw new RunnerError("Executor returned an invalid outcome ('exitCode' must be an integer)");
   }
   return outcome;
 }
@@ -613,6 +628,45 @@ function abortReason(signal: AbortSignal): RunAbortReason | undefined {
 }
 
 /**
+ * Turns how the execution phase ended into the outcome to record. A timeout or cancel wins over
+ * whatever the executor reported: the run is failed, and the summary says why first.
+ */
+function settle(
+  ending: Ending,
+  aborted: RunAbortReason | undefined,
+): { outcome: WorkerExecutionOutcome; reason?: string } {
+  let outcome: WorkerExecutionOutcome;
+  let reason: string | undefined;
+  if (ending.kind === "returned") outcome = ending.outcome;
+  else if (ending.kind === "threw") {
+    reason = "executor_error";
+    outcome = {
+      ok: false,
+      outcome: "failed",
+      summary: `Executor failed: ${errorMessage(ending.error)}`,
+    };
+  } else {
+    outcome = {
+      ok: false,
+      outcome: "failed",
+      summary: "The executor did not stop within the grace period.",
+    };
+  }
+  if (aborted === undefined || aborted.reason === "storage") return { outcome, reason };
+  const detail = ending.kind === "returned" ? "" : ` ${outcome.summary}`;
+  const reported = ending.kind === "returned" ? ` ${outcome.summary}` : "";
+  return {
+    outcome: {
+      ...outcome,
+      ok: false,
+      outcome: "failed",
+      summary: `${aborted.message}${detail}${reported}`,
+    },
+    reason: aborted.reason,
+  };
+}
+
+/**
  * Runs one attempt of one step through `executor` and records everything about it.
  *
  * Validates the request, creates the run (`meta.json` create-only), streams the executor's
@@ -726,55 +780,22 @@ export async function runStep(
     const ending = await Promise.race([execution, abandoned, storageFailed]);
     closed = true;
 
-    let execution_: WorkerExecutionOutcome;
-    let reason: string | undefined;
-    const aborted = abortReason(controller.signal);
-    if (ending.kind === "returned") execution_ = ending.outcome;
-    else if (ending.kind === "threw") {
-      reason = "executor_error";
-      execution_ = {
-        ok: false,
-        outcome: "failed",
-        summary: `Executor failed: ${errorMessage(ending.error)}`,
-      };
-    } else {
-      execution_ = {
-        ok: false,
-        outcome: "failed",
-        summary: "Executor did not stop within the grace period.",
-      };
-    }
-    if (aborted !== undefined && aborted.reason !== "storage") {
-      reason = aborted.reason;
-      const detail = ending.kind === "abandoned"
-        ? " The executor did not stop within the grace period."
-        : "";
-      execution_ = {
-        ...execution_,
-        ok: false,
-        outcome: "failed",
-        summary: `${
-          aborted.reason === "timeout" ? "Timed out" : "Cancelled"
-        }: ${aborted.message}${detail}`,
-      };
-    }
-    const summary = live.redactor
-      ? live.redactor.redactText(execution_.summary)
-      : execution_.summary;
-    const blocked = execution_.blocked ?? execution_.outcome === "blocked";
-    const needsHuman = execution_.needsHuman ?? false;
-    const exitCode = execution_.exitCode ?? (execution_.ok ? 0 : 1);
+    const { outcome: outcome, reason } = settle(ending, abortReason(controller.signal));
+    const summary = live.redactor ? live.redactor.redactText(outcome.summary) : outcome.summary;
+    const blocked = outcome.blocked ?? outcome.outcome === "blocked";
+    const needsHuman = outcome.needsHuman ?? false;
+    const exitCode = outcome.exitCode ?? (outcome.ok ? 0 : 1);
 
-    for (const line of execution_.stdout ?? []) {
+    for (const line of outcome.stdout ?? []) {
       await stdout.write(line.endsWith("\n") ? line : `${line}\n`);
     }
-    for (const line of execution_.stderr ?? []) {
+    for (const line of outcome.stderr ?? []) {
       await stderr.write(line.endsWith("\n") ? line : `${line}\n`);
     }
     stdout.end();
     stderr.end();
 
-    if (execution_.outcome === "prepared") {
+    if (outcome.outcome === "prepared") {
       recordEvent(live, {
         type: "worker_execution_deferred",
         level: "info",
@@ -786,23 +807,23 @@ export async function runStep(
         },
       });
     }
-    const exitData: StructuredData = { exitCode, outcome: execution_.outcome };
-    if (execution_.signal !== undefined) exitData.signal = execution_.signal;
+    const exitData: StructuredData = { exitCode, outcome: outcome.outcome };
+    if (outcome.signal !== undefined) exitData.signal = outcome.signal;
     recordEvent(live, {
       type: "worker_exited",
       level: exitCode === 0 ? "info" : "error",
-      message: `Worker runner closed execution scope with outcome ${execution_.outcome}.`,
+      message: `Worker runner closed execution scope with outcome ${outcome.outcome}.`,
       data: exitData,
     });
     const finishedAt = new Date().toISOString();
-    const terminalData: StructuredData = { ok: execution_.ok, blocked, needsHuman, exitCode };
+    const terminalData: StructuredData = { ok: outcome.ok, blocked, needsHuman, exitCode };
     if (reason !== undefined) terminalData.reason = reason;
-    if (execution_.signal !== undefined) terminalData.signal = execution_.signal;
-    if (execution_.data !== undefined) Object.assign(terminalData, { data: execution_.data });
-    const status: RunStatus = execution_.outcome;
+    if (outcome.signal !== undefined) terminalData.signal = outcome.signal;
+    if (outcome.data !== undefined) Object.assign(terminalData, { data: outcome.data });
+    const status: RunStatus = outcome.outcome;
     recordEvent(live, {
-      type: TERMINAL_EVENT[execution_.outcome],
-      level: outcomeLevel(execution_.outcome),
+      type: TERMINAL_EVENT[outcome.outcome],
+      level: outcomeLevel(outcome.outcome),
       createdAt: finishedAt,
       message: summary,
       data: terminalData,
@@ -815,7 +836,7 @@ export async function runStep(
         run.checkpoint,
         live.config,
         session,
-        `Captured combined log tail after ${execution_.outcome} for ${request.stepId}.`,
+        `Captured combined log tail after ${outcome.outcome} for ${request.stepId}.`,
       ),
     );
     await writer.close();
@@ -827,8 +848,8 @@ export async function runStep(
       stderr: session.stderr.droppedBytes,
     };
     const result: StepExecutionResult = {
-      ok: execution_.ok,
-      outcome: execution_.outcome,
+      ok: outcome.ok,
+      outcome: outcome.outcome,
       summary,
       needsHuman,
       blocked,
@@ -848,8 +869,8 @@ export async function runStep(
       logSummary,
       lifecycleEvents: [...session.worker.entries],
       checkpoint: run.checkpoint,
-      artifacts: mergeArtifacts(run, live.savedArtifacts, execution_.artifacts ?? []),
-      suggestedFollowup: execution_.suggestedFollowup ?? [],
+      artifacts: mergeArtifacts(run, live.savedArtifacts, outcome.artifacts ?? []),
+      suggestedFollowup: outcome.suggestedFollowup ?? [],
       exitCode,
       droppedBytes,
       metrics: {

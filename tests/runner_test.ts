@@ -144,6 +144,9 @@ describe("runStep() with a failing executor", () => {
       }],
       ["rejects", { execute: () => Promise.reject(new TypeError("bad things")) }],
       ["returns garbage", { execute: () => ({ nope: true }) as never }],
+      ["returns non-string stdout lines", {
+        execute: () => ({ ok: true, outcome: "completed", summary: "x", stdout: [42] }) as never,
+      }],
     ] as const
   ) {
     it(`records a failed run when the executor ${label}, and resolves`, async () => {
