@@ -3,7 +3,7 @@
 import type { RunStorage } from "../storage/types.ts";
 import { concatBytes } from "./bytes.ts";
 import type { CheckpointRecord } from "./checkpoints.ts";
-import { NotFoundError } from "./errors.ts";
+import { NotFoundError, ValidationError } from "./errors.ts";
 import {
   createLocalRunPaths,
   createRunKeys,
@@ -109,7 +109,19 @@ async function readJson<T>(
 ): Promise<T | undefined> {
   const bytes = await storage.read(key);
   if (bytes === undefined) return undefined;
-  return parseOrThrow(schema, JSON.parse(decoder.decode(bytes)), `Malformed record '${key}'`);
+  return parseOrThrow(schema, parseRecord(key, bytes), `Malformed record '${key}'`);
+}
+
+/** Parses a stored JSON record; a record that is not JSON is a ValidationError naming its key. */
+function parseRecord(key: string, bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch (error) {
+    throw new ValidationError(
+      [{ path: "(root)", message: `is not JSON (${(error as Error).message})` }],
+      `Malformed record '${key}'`,
+    );
+  }
 }
 
 async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
@@ -233,7 +245,7 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
   for (const key of (await collect(storage.list(`${keys.checkpointsDir}/`))).sort()) {
     const bytes = await storage.read(key);
     if (bytes !== undefined) {
-      checkpoints.push(JSON.parse(decoder.decode(bytes)) as CheckpointRecord);
+      checkpoints.push(parseRecord(key, bytes) as CheckpointRecord);
     }
   }
   checkpoints.sort((a, b) => a.seq - b.seq);

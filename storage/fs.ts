@@ -151,6 +151,13 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
           // link() refuses an existing target atomically: create-only without a window.
           try {
             await fs.link(temp, path);
+          } catch (error) {
+            // Filesystems without hard links: an exclusive create is still create-only, though
+            // a reader may then see the file before its bytes are complete.
+            if (!["EPERM", "ENOTSUP", "ENOSYS", "EXDEV"].includes(errorCode(error) ?? "")) {
+              throw error;
+            }
+            await fs.writeFile(path, data, { flag: "wx" });
           } finally {
             await fs.unlink(temp).catch(() => {});
           }

@@ -572,3 +572,29 @@ describe("prepareStepRun()", () => {
     assert.deepEqual((tail.data.lines as { text: string }[]).map((l) => l.text), ["c", "d", "e"]);
   });
 });
+
+describe("readRun()", () => {
+  it("names a corrupted record instead of throwing a bare SyntaxError", async () => {
+    const storage = createMemoryStorage();
+    await runStep(baseRequest(), undefined, { storage });
+    await storage.write("runs/task-1/run-1/state.json", "{ torn");
+    await assert.rejects(readRun(storage, ref), (error: unknown) => {
+      assert.ok(error instanceof ValidationError);
+      assert.match(error.message, /runs\/task-1\/run-1\/state\.json/);
+      return true;
+    });
+  });
+
+  it("throws NotFoundError for a run that does not exist", async () => {
+    const storage = createMemoryStorage();
+    await assert.rejects(readRun(storage, ref), { name: "NotFoundError", code: "not_found" });
+    await assert.rejects(readRunLog(storage, ref, "stdout"), { code: "not_found" });
+  });
+
+  it("refuses a path-unsafe reference with a ValidationError", async () => {
+    await assert.rejects(
+      readRun(createMemoryStorage(), { taskId: "..", runId: "r" }),
+      { field: "taskId" },
+    );
+  });
+});
