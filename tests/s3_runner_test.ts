@@ -6,7 +6,6 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { inspect } from "node:util";
 import {
   createS3Storage,

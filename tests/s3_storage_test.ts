@@ -3,7 +3,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import process from "node:process";
 import { inspect } from "node:util";
 import { createS3Storage } from "../storage/s3.ts";
 import type { S3StorageOptions } from "../storage/s3.ts";
