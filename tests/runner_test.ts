@@ -14,6 +14,7 @@ import {
   readRunLog,
   readRunLogBytes,
   RunConflictError,
+  runLiveness,
   runStep,
   type StepExecutionRequest,
   ValidationError,
@@ -596,5 +597,25 @@ describe("readRun()", () => {
       readRun(createMemoryStorage(), { taskId: "..", runId: "r" }),
       { field: "taskId" },
     );
+  });
+});
+
+describe("runLiveness()", () => {
+  it("tells a live run, a finished run and a run whose writer died apart", async () => {
+    const storage = createMemoryStorage();
+    let during: ReturnType<typeof runLiveness> | undefined;
+    let later: ReturnType<typeof runLiveness> | undefined;
+    const result = await runStep(baseRequest(), {
+      async execute() {
+        const state = (await readRun(storage, ref)).state!;
+        during = runLiveness(state);
+        // The same snapshot seen 20 s later with no heartbeat since: the writer is gone.
+        later = runLiveness(state, { now: new Date(Date.parse(state.updatedAt) + 20_000) });
+        return { ok: true, outcome: "completed", summary: "ok" };
+      },
+    }, { storage });
+    assert.equal(during, "live");
+    assert.equal(later, "stale");
+    assert.equal(runLiveness(result.state), "finished");
   });
 });
