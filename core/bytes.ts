@@ -32,7 +32,7 @@ export function utf8Length(text: string): number {
   return bytes;
 }
 
-/** Concatenates byte arrays into one. */
+/** Concatenates byte arrays into one (a single part is returned as it is, not copied). */
 export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
   if (parts.length === 1) return parts[0];
   const size = total ?? parts.reduce((sum, part) => sum + part.byteLength, 0);

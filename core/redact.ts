@@ -1,5 +1,7 @@
 // Masks secrets in text, JSON-like data and byte streams before anything is stored (web APIs only).
 
+import { concatBytes } from "./bytes.ts";
+
 /** Shortest string secret accepted, in characters: a shorter one would mask ordinary output. */
 export const MIN_SECRET_LENGTH: number = 3;
 
@@ -316,13 +318,7 @@ function render(
     parts.push(scan.subarray(position, end));
     size += end - position;
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts, size);
 }
 
 /**
@@ -342,12 +338,9 @@ function partialSuffix(scan: Uint8Array, from: number, secret: Uint8Array): numb
   return 0;
 }
 
+/** Always a fresh array (never a view of the caller's chunk). */
 function concat3(a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length + c.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  out.set(c, a.length + b.length);
-  return out;
+  return concatBytes([a, b, c], a.length + b.length + c.length);
 }
 
 // A latin1 view: one UTF-16 unit per byte, equal to the byte. TextDecoder("latin1") is fast but

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { concatBytes } from "../core/bytes.ts";
 import { RunnerError, ValidationError } from "../core/errors.ts";
 import type { RunAbortReason, WorkerExecutionContext, WorkerExecutor } from "../core/executor.ts";
 import type { PreparedStepRun } from "../core/types.ts";
@@ -48,15 +49,7 @@ function collect(signal: AbortSignal = new AbortController().signal): Collector 
     assert.ok(chunk instanceof Uint8Array, "the executor passes bytes");
     into.push(chunk.slice());
   };
-  const join = (parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-    let offset = 0;
-    for (const part of parts) {
-      out.set(part, offset);
-      offset += part.length;
-    }
-    return out;
-  };
+  const join = (parts: Uint8Array[]) => concatBytes(parts);
   return {
     context: {
       stdout: push(stdout),

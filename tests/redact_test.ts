@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { concatBytes } from "../core/bytes.ts";
 import { createRedactor, DEFAULT_REDACTION_MASK, type Redactor } from "../core/redact.ts";
 
 const encoder = new TextEncoder();
@@ -12,13 +13,7 @@ function bytes(text: string): Uint8Array {
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
 }
 
 /** Streams `data` through a fresh redaction stream cut at `cuts` (ascending offsets). */
