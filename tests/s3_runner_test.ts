@@ -25,7 +25,7 @@ import type {
   WorkerExecutor,
 } from "../mod.ts";
 import { baseRequest } from "./helpers.ts";
-import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
+import { createBucket, deleteBucketRecursive, runLimited, uniqueBucketName } from "./s3/bucket.ts";
 import { requireRgw, type RgwEnv, rgwRequestCount } from "./s3/rgw_env.ts";
 import { type FaultProxy, startFaultProxy } from "./s3/fault_proxy.ts";
 
@@ -104,18 +104,6 @@ function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
-}
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-async function runLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]);
-  }));
 }
 
 function request(overrides: Partial<StepExecutionRequest> = {}): StepExecutionRequest {

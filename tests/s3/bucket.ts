@@ -134,7 +134,8 @@ function decodeXml(text: string): string {
   );
 }
 
-async function runLimited<T>(
+/** Runs `task` over `items` with at most `limit` in flight. */
+export async function runLimited<T>(
   items: readonly T[],
   limit: number,
   task: (item: T) => Promise<void>,
