@@ -41,5 +41,8 @@ mapfile -t test_files < <(ls tests/*_test.ts)
 say "Deno: deno test"
 "${DENO[@]}" test --allow-all "${test_files[@]}"
 
+say "Deno: the documentation's examples (deno test --doc)"
+"${DENO[@]}" test --doc --allow-all mod.ts core/ storage/ executors/
+
 say "Node $(node --version): node --test through tsx"
 node --import tsx --test "${test_files[@]}"
