@@ -4,6 +4,8 @@ import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { StepExecutionRequest } from "../core/types.ts";
+import { createFsStorage } from "../storage/fs.ts";
+import { createMemoryStorage } from "../storage/memory.ts";
 import type { RunStorage } from "../storage/types.ts";
 
 /** A valid request; override what a test is about. */
@@ -94,3 +96,26 @@ export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** A storage for one test and how to dispose of it. */
+export interface TestStorage {
+  storage: RunStorage;
+  done(): Promise<void>;
+}
+
+/** Factories of the local storages a runner test runs on: memory, memory without append, fs. */
+export const localStorages: Readonly<Record<string, () => Promise<TestStorage>>> = {
+  memory: () => Promise.resolve({ storage: createMemoryStorage(), done: () => Promise.resolve() }),
+  "memory without append (segments)": () =>
+    Promise.resolve({
+      storage: withoutAppend(createMemoryStorage()),
+      done: () => Promise.resolve(),
+    }),
+  fs: async () => {
+    const root = await mkdtemp(join(tmpdir(), "runner-storage-"));
+    return {
+      storage: createFsStorage({ root }),
+      done: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+};

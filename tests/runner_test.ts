@@ -6,7 +6,6 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
-  createFsStorage,
   createMemoryStorage,
   createPlaceholderWorkerExecutor,
   prepareStepRun,
@@ -24,6 +23,7 @@ import {
   allKeys,
   baseRequest,
   countingStorage,
+  localStorages,
   readText,
   withoutAppend,
   withTempDir,
@@ -263,19 +263,7 @@ describe("runStep() input validation", () => {
 });
 
 describe("runStep() duplicate runs", () => {
-  const storages = {
-    memory: () =>
-      Promise.resolve({ storage: createMemoryStorage(), done: () => Promise.resolve() }),
-    fs: async () => {
-      const { mkdtemp, rm } = await import("node:fs/promises");
-      const { tmpdir } = await import("node:os");
-      const root = await mkdtemp(join(tmpdir(), "runner-dup-"));
-      return {
-        storage: createFsStorage({ root }),
-        done: () => rm(root, { recursive: true, force: true }),
-      };
-    },
-  };
+  const storages = { memory: localStorages.memory, fs: localStorages.fs };
   for (const [name, make] of Object.entries(storages)) {
     it(`refuses a second run with the same ids on ${name}, leaving the first untouched`, async () => {
       const { storage, done } = await make();
@@ -364,25 +352,9 @@ function streamingExecutor(chunks: number, line: (i: number) => string): WorkerE
 describe("runStep() write batching", () => {
   const line = (i: number) => `chunk ${i} ${"é".repeat(i % 5)} ${"x".repeat(i % 40)}\n`;
   const expected = Array.from({ length: 20_000 }, (_, i) => line(i)).join("");
-  const variants = {
-    memory: async () => ({ inner: createMemoryStorage(), done: () => Promise.resolve() }),
-    "memory without append (segments)": async () => ({
-      inner: withoutAppend(createMemoryStorage()),
-      done: () => Promise.resolve(),
-    }),
-    fs: async () => {
-      const { mkdtemp, rm } = await import("node:fs/promises");
-      const { tmpdir } = await import("node:os");
-      const root = await mkdtemp(join(tmpdir(), "runner-batch-"));
-      return {
-        inner: createFsStorage({ root }),
-        done: () => rm(root, { recursive: true, force: true }),
-      };
-    },
-  };
-  for (const [name, make] of Object.entries(variants)) {
+  for (const [name, make] of Object.entries(localStorages)) {
     it(`stores 20,000 context.stdout chunks byte-exact in at most 200 writes on ${name}`, async () => {
-      const { inner, done } = await make();
+      const { storage: inner, done } = await make();
       try {
         const { storage, counts } = countingStorage(inner);
         const result = await runStep(baseRequest(), streamingExecutor(20_000, line), {
