@@ -167,10 +167,11 @@ export async function readRunLogBytes(
   ref: RunRef,
   channel: WorkerLogChannel,
 ): Promise<Uint8Array> {
-  const key = logKey(keysOf(ref), channel);
+  const keys = keysOf(ref);
+  const key = logKey(keys, channel);
   const bytes = await readLogBytes(storage, key);
   if (bytes === undefined) {
-    if (await storage.read(keysOf(ref).meta) !== undefined) return new Uint8Array(0);
+    if (await storage.read(keys.meta) !== undefined) return new Uint8Array(0);
     throw new NotFoundError(
       `Run '${ref.runId}' of task '${ref.taskId}' has no ${channel} log`,
       key,

@@ -5,7 +5,7 @@
 import { isPreconditionFailed, RunConflictError, StorageError } from "./errors.ts";
 import { encodeParts } from "./bytes.ts";
 import { logKey, segmentKey } from "./layout.ts";
-import type { RunStorage, StorageWriteResult } from "../storage/types.ts";
+import type { RunStorage } from "../storage/types.ts";
 import type { RunKeys, RunStateSnapshot, WorkerLogChannel } from "./types.ts";
 
 /** Tuning of the write path. */
@@ -122,26 +122,29 @@ export function createRunWriter(
     return await operation();
   }
 
+  /** A counted write whose lost precondition means another run owns these keys. */
+  async function conflictOnPrecondition<T>(
+    operation: () => Promise<T>,
+    message?: string,
+  ): Promise<T> {
+    try {
+      return await counted(operation);
+    } catch (error) {
+      if (!isPreconditionFailed(error)) throw error;
+      throw new RunConflictError(ids.taskId, ids.runId, { message, cause: error });
+    }
+  }
+
   async function writeState(): Promise<void> {
     const state = snapshot(persistedSeq);
     const body = JSON.stringify(state, null, 2) + "\n";
-    let result: StorageWriteResult | void;
-    try {
-      if (stateEtag !== undefined && storage.replace) {
-        result = await counted(() => storage.replace!(keys.state, body, { ifMatch: stateEtag! }));
-      } else {
-        result = await counted(() => storage.write(keys.state, body));
-      }
-    } catch (error) {
-      if (isPreconditionFailed(error)) {
-        throw new RunConflictError(ids.taskId, ids.runId, {
-          message:
-            `State of run '${ids.runId}' of task '${ids.taskId}' was replaced by another writer`,
-          cause: error,
-        });
-      }
-      throw error;
-    }
+    const result = await conflictOnPrecondition(
+      () =>
+        stateEtag !== undefined && storage.replace
+          ? storage.replace(keys.state, body, { ifMatch: stateEtag })
+          : storage.write(keys.state, body),
+      `State of run '${ids.runId}' of task '${ids.taskId}' was replaced by another writer`,
+    );
     stateEtag = result?.etag ?? undefined;
     lastStateWrite = Date.now();
   }
@@ -292,27 +295,12 @@ export function createRunWriter(
     },
     async create(meta, state) {
       await enqueue(async () => {
-        try {
-          await counted(() => storage.write(keys.meta, meta, { ifNoneMatch: "*" }));
-        } catch (error) {
-          if (isPreconditionFailed(error)) {
-            throw new RunConflictError(ids.taskId, ids.runId, { cause: error });
-          }
-          throw error;
-        }
-        let result: StorageWriteResult | void;
-        try {
-          result = await counted(() =>
-            storage.write(keys.state, JSON.stringify(state, null, 2) + "\n", { ifNoneMatch: "*" })
-          );
-        } catch (error) {
-          // Another writer got here first despite meta.json (e.g. a backend that lost track of
-          // a retried create): still a duplicate run, never an overwrite.
-          if (isPreconditionFailed(error)) {
-            throw new RunConflictError(ids.taskId, ids.runId, { cause: error });
-          }
-          throw error;
-        }
+        await conflictOnPrecondition(() => storage.write(keys.meta, meta, { ifNoneMatch: "*" }));
+        // A state.json already there despite meta.json (e.g. a backend that lost track of a
+        // retried create) is still a duplicate run, never an overwrite.
+        const result = await conflictOnPrecondition(() =>
+          storage.write(keys.state, JSON.stringify(state, null, 2) + "\n", { ifNoneMatch: "*" })
+        );
         stateEtag = result?.etag ?? undefined;
         lastStateWrite = Date.now();
         if (nativeAppend) {

@@ -518,16 +518,11 @@ async function saveArtifact(
   data: string | Uint8Array,
   options: SaveArtifactOptions = {},
 ): Promise<StepArtifact> {
-  if (
-    typeof name !== "string" || name.split("/").some((segment) => idProblem(segment) !== undefined)
-  ) {
-    const problem = typeof name === "string"
-      ? name.split("/").map(idProblem).find((p) => p !== undefined)
-      : "must be a string";
-    throw new ValidationError(
-      [{ path: "name", message: problem ?? "is invalid" }],
-      "Invalid artifact",
-    );
+  const problem = typeof name === "string"
+    ? name.split("/").map(idProblem).find((p) => p !== undefined)
+    : "must be a string";
+  if (problem !== undefined) {
+    throw new ValidationError([{ path: "name", message: problem }], "Invalid artifact");
   }
   if (typeof data !== "string" && !(data instanceof Uint8Array)) {
     throw new TypeError("saveArtifact() takes a string or a Uint8Array");
