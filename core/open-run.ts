@@ -1,0 +1,214 @@
+// The open phase of a run: validate, create its records (meta.json first, create-only) and
+// record the preparation events; plus the helpers every phase uses to record events.
+
+import type { RunStorage } from "../storage/types.ts";
+import { utf8Length } from "./bytes.ts";
+import {
+  type CheckpointConfig,
+  type CheckpointRecord,
+  createPreparedCheckpointState,
+  createRunCheckpointManager,
+  emitPreparationCheckpoint,
+  resolveCheckpointConfig,
+} from "./checkpoints.ts";
+import { createLocalRunPaths, createRunKeys } from "./layout.ts";
+import {
+  createLocalRunLogSession,
+  recordLifecycleEvent,
+  type RunLogSession,
+} from "./log-session.ts";
+import { createRedactor, type Redactor } from "./redact.ts";
+import { createRunWriter, type RunWriter } from "./run-writer.ts";
+import {
+  DEFAULT_RUN_LAYOUT_VERSION,
+  type PreparedStepRun,
+  type RunMetadata,
+  type RunStatePatch,
+  type RunStateSnapshot,
+  type StepArtifact,
+  type StepExecutionRequest,
+  type StructuredData,
+  type WorkerLifecycleEventInput,
+} from "./types.ts";
+import { resolveStorage, type RunStepOptions, validateRun } from "./options.ts";
+
+/** Internal: everything the runner keeps about a live run. */
+export interface LiveRun {
+  run: PreparedStepRun;
+  session: RunLogSession;
+  storage: RunStorage;
+  writer: RunWriter;
+  config: CheckpointConfig;
+  redactor: Redactor | undefined;
+  startedAt: string;
+  savedArtifacts: StepArtifact[];
+}
+
+export function patchState(run: PreparedStepRun, patch: RunStatePatch): void {
+  run.state = { ...run.state, ...patch };
+}
+
+export function recordEvent(
+  live: LiveRun,
+  input: WorkerLifecycleEventInput,
+  statePatch: RunStatePatch = {},
+): void {
+  const redacted = live.redactor === undefined ? input : {
+    ...input,
+    message: live.redactor.redactText(input.message),
+    data: input.data === undefined ? undefined : live.redactor.redactData(input.data),
+  };
+  const entry = recordLifecycleEvent(live.session, redacted);
+  const line = JSON.stringify(entry) + "\n";
+  live.writer.push("worker", line, utf8Length(line));
+  patchState(live.run, statePatch);
+}
+
+export async function persistCheckpoint(
+  live: LiveRun,
+  record: CheckpointRecord | undefined,
+): Promise<void> {
+  if (record === undefined) return;
+  const body = JSON.stringify(live.redactor ? live.redactor.redactData(record) : record, null, 2) +
+    "\n";
+  await live.writer.writeRecord(record.file.storageKey, body);
+  patchState(live.run, { checkpointSeq: record.seq });
+}
+
+export async function openRun(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+  secrets: readonly (string | RegExp)[],
+): Promise<LiveRun> {
+  validateRun(request, options);
+  const startedAt = request.createdAt ?? new Date().toISOString();
+  const { storage, runsRoot } = resolveStorage(request, options);
+  const keys = createRunKeys(runsRoot, request.taskId, request.runId);
+  const logPaths = createLocalRunPaths(storage, keys, request.runtime.repoRoot);
+  const redactor = createRedactor(secrets);
+  const config = resolveCheckpointConfig(request.checkpoint);
+  const checkpointManager = createRunCheckpointManager(
+    request,
+    keys.checkpointsDir,
+    (key) => storage.locate(key),
+  );
+  const checkpoint = createPreparedCheckpointState(config, logPaths.checkpointsDir);
+  const preparation = emitPreparationCheckpoint(
+    checkpointManager,
+    checkpoint,
+    config,
+    request,
+    startedAt,
+  );
+  const session = createLocalRunLogSession(
+    logPaths,
+    { taskId: request.taskId, stepId: request.stepId, runId: request.runId },
+    options.tailEntries,
+  );
+  const metadata: RunMetadata = {
+    layoutVersion: DEFAULT_RUN_LAYOUT_VERSION,
+    taskId: request.taskId,
+    stepId: request.stepId,
+    stepName: request.stepName,
+    runId: request.runId,
+    workerKind: request.workerKind,
+    attempt: request.attempt,
+    repoRoot: request.runtime.repoRoot,
+    worktreePath: request.runtime.worktreePath,
+    createdAt: startedAt,
+    checkpointMode: config.mode,
+  };
+  if (request.promptSummary !== undefined) metadata.promptSummary = request.promptSummary;
+  if (request.command !== undefined) metadata.command = request.command;
+  const run: PreparedStepRun = {
+    request,
+    logPaths,
+    keys,
+    logSession: session,
+    metadata: redactor ? redactor.redactData(metadata) : metadata,
+    state: {
+      status: "prepared",
+      attempt: request.attempt,
+      startedAt,
+      updatedAt: startedAt,
+      lastEventSeq: 0,
+      checkpointSeq: 0,
+      summary: preparation?.summary ?? `Prepared local run layout for ${request.stepId}.`,
+      stdoutBytes: 0,
+      stderrBytes: 0,
+    },
+    checkpoint,
+    checkpointManager,
+  };
+  if (redactor && run.state.summary) run.state.summary = redactor.redactText(run.state.summary);
+  const snapshot = (persistedSeq: number): RunStateSnapshot => {
+    const dropped = { stdout: session.stdout.droppedBytes, stderr: session.stderr.droppedBytes };
+    run.state = {
+      ...run.state,
+      updatedAt: new Date().toISOString(),
+      lastEventSeq: persistedSeq,
+      checkpointSeq: checkpoint.lastCheckpointSeq,
+      stdoutBytes: session.stdout.byteCount,
+      stderrBytes: session.stderr.byteCount,
+      ...(dropped.stdout + dropped.stderr > 0 ? { droppedBytes: dropped } : {}),
+    };
+    return run.state;
+  };
+  const writer = createRunWriter(
+    storage,
+    keys,
+    snapshot,
+    () => session.nextSeq - 1,
+    { taskId: request.taskId, runId: request.runId },
+    options,
+  );
+  const live: LiveRun = {
+    run,
+    session,
+    storage,
+    writer,
+    config,
+    redactor,
+    startedAt,
+    savedArtifacts: [],
+  };
+
+  // meta.json first, create-only: it is the fence against a duplicate run. Nothing is written
+  // before it, so a refused duplicate leaves no trace.
+  await writer.create(JSON.stringify(run.metadata, null, 2) + "\n", run.state);
+  await persistCheckpoint(live, preparation);
+  recordEvent(live, {
+    type: "run_prepared",
+    level: "info",
+    createdAt: startedAt,
+    message: `Prepared local run layout for ${request.stepId}.`,
+    data: {
+      stepName: request.stepName,
+      stepKind: request.stepKind,
+      workerKind: request.workerKind,
+      attempt: request.attempt,
+      timeoutSec: request.timeoutSec,
+      runDir: logPaths.runDir,
+      worktreePath: request.runtime.worktreePath,
+    },
+  });
+  if (checkpoint.mode === "capture") {
+    const data: StructuredData = {
+      checkpointsDir: logPaths.checkpointsDir,
+      nextCheckpointSeq: checkpoint.nextCheckpointSeq,
+      supportedTypes: checkpoint.supportedTypes,
+    };
+    if (preparation !== undefined) data.latestCheckpointPath = preparation.file.storagePath;
+    if (checkpoint.gitDiffPlan !== undefined) {
+      data.gitDiffCommands = JSON.parse(JSON.stringify(checkpoint.gitDiffPlan));
+    }
+    recordEvent(live, {
+      type: "checkpoint_slot_reserved",
+      level: "info",
+      message: `Initialized checkpoint manager at sequence ${checkpoint.lastCheckpointSeq}.`,
+      data,
+    });
+  }
+  await writer.flush();
+  return live;
+}

@@ -1,0 +1,103 @@
+// Options of runStep and prepareStepRun: their schema, defaults, and where the run is stored.
+
+import { z } from "zod";
+import { createFsStorage } from "../storage/fs.ts";
+import type { RunStorage } from "../storage/types.ts";
+import { isAbsolutePath, normalizePrefix } from "./layout.ts";
+import { MIN_SECRET_LENGTH } from "./redact.ts";
+import { parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
+import type { StepExecutionRequest, StreamLogChannel } from "./types.ts";
+
+/** Options of {@linkcode runStep} and {@linkcode prepareStepRun}. */
+export interface RunStepOptions {
+  /**
+   * Where the run is stored. Default: a filesystem storage rooted at `runtime.repoRoot`
+   * (or at `runtime.runsRootDir` when that is absolute).
+   */
+  storage?: RunStorage;
+  /** Cancels the run: the executor's signal aborts and the run ends `failed`, "cancelled". */
+  signal?: AbortSignal;
+  /** Flush interval in ms (default 1000): a live reader sees output within about this long. */
+  flushIntervalMs?: number;
+  /** Buffered bytes that trigger an early flush (default 1 MiB). */
+  flushBytes?: number;
+  /** `state.json` is rewritten at least this often while live (default 2000 ms, at most 5000). */
+  heartbeatMs?: number;
+  /** Stream chunks kept per stream in `result.logSession` (default 200). */
+  tailEntries?: number;
+  /**
+   * After a timeout or cancel, how long the runner waits for the executor to return before it
+   * closes the record anyway (default 5000 ms).
+   */
+  timeoutGraceMs?: number;
+  /**
+   * Strings and patterns masked (as `[REDACTED]`) in stdout, stderr, events, metadata and
+   * artifact metadata before anything is stored. Also taken from `executor.secrets`.
+   */
+  secrets?: readonly (string | RegExp)[];
+  /** Byte cap per stream; output past it is dropped, with one marker and a count. */
+  maxOutputBytes?: number | { stdout?: number; stderr?: number };
+}
+
+const positiveInt = (max: number) => z.number().int().positive().max(max);
+const RunStepOptionsSchema = z.object({
+  storage: z.custom<RunStorage>((value) => {
+    if (typeof value !== "object" || value === null) return false;
+    const storage = value as Record<string, unknown>;
+    return ["read", "write", "list", "delete", "locate"].every((m) =>
+      typeof storage[m] === "function"
+    ) &&
+      typeof storage.name === "string";
+  }, "must implement name, read, write, list, delete and locate").optional(),
+  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "must be an AbortSignal")
+    .optional(),
+  flushIntervalMs: positiveInt(60_000).optional(),
+  flushBytes: positiveInt(256 * 1024 * 1024).optional(),
+  heartbeatMs: positiveInt(5_000).optional(),
+  tailEntries: z.number().int().min(0).max(100_000).optional(),
+  timeoutGraceMs: z.number().int().min(0).max(600_000).optional(),
+  secrets: z.array(z.union([
+    z.string().refine(
+      (secret) => secret === "" || [...secret].length >= MIN_SECRET_LENGTH,
+      `must be at least ${MIN_SECRET_LENGTH} characters (a shorter secret would mask ordinary output)`,
+    ),
+    z.instanceof(RegExp),
+  ])).optional(),
+  maxOutputBytes: z.union([
+    z.number().int().min(0),
+    z.object({
+      stdout: z.number().int().min(0).optional(),
+      stderr: z.number().int().min(0).optional(),
+    }),
+  ]).optional(),
+});
+
+export function resolveStorage(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+): { storage: RunStorage; runsRoot: string } {
+  const runsRootDir = request.runtime.runsRootDir;
+  if (options.storage !== undefined) {
+    return { storage: options.storage, runsRoot: normalizePrefix(runsRootDir) };
+  }
+  if (runsRootDir !== undefined && isAbsolutePath(runsRootDir)) {
+    return { storage: createFsStorage({ root: runsRootDir }), runsRoot: "" };
+  }
+  return {
+    storage: createFsStorage({ root: request.runtime.repoRoot }),
+    runsRoot: normalizePrefix(runsRootDir),
+  };
+}
+
+export function validateRun(request: StepExecutionRequest, options: RunStepOptions): void {
+  parseOrThrow(StepExecutionRequestSchema, request, "Invalid step request");
+  parseOrThrow(RunStepOptionsSchema, options, "Invalid runStep options");
+}
+
+export function streamLimit(
+  options: RunStepOptions,
+  channel: StreamLogChannel,
+): number | undefined {
+  const cap = options.maxOutputBytes;
+  return typeof cap === "number" ? cap : cap?.[channel];
+}
