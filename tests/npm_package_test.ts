@@ -218,3 +218,32 @@ describe("the npm package", () => {
     }
   });
 });
+
+describe("package.json", () => {
+  it("agrees with deno.json on name, version, runtime dependencies and entry points", async () => {
+    const manifest = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
+    const deno = JSON.parse(await readFile(join(root, "deno.json"), "utf8"));
+    assert.equal(manifest.name, deno.name);
+    assert.equal(manifest.version, deno.version);
+    // The published sources import exactly these bare specifiers; both manifests pin one range.
+    const runtime = Object.fromEntries(
+      ["zod", "aws4fetch"].map((
+        name,
+      ) => [name, String(deno.imports[name]).replace(/^npm:[^@]+@/, "")]),
+    );
+    assert.deepEqual(manifest.dependencies, runtime);
+    // Deno would try to install the other platforms' binaries of a `deno` dependency.
+    assert.equal(manifest.devDependencies?.deno, undefined);
+    const denoExports: Record<string, string> = typeof deno.exports === "string"
+      ? { ".": deno.exports }
+      : deno.exports;
+    const expected = Object.fromEntries(
+      Object.entries(denoExports).map(([subpath, source]) => {
+        const base = source.replace(/^\.\//, "./dist/").replace(/\.ts$/, "");
+        return [subpath, { types: `${base}.d.ts`, default: `${base}.js` }];
+      }),
+    );
+    const { "./package.json": _self, ...exported } = manifest.exports;
+    assert.deepEqual(exported, expected);
+  });
+});
