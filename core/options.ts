@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { createFsStorage } from "../storage/fs.ts";
 import type { RunStorage } from "../storage/types.ts";
+import type { WorkerExecutor } from "./executor.ts";
 import { isAbsolutePath, normalizePrefix } from "./layout.ts";
 import { MIN_SECRET_LENGTH } from "./redact.ts";
 import { parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
@@ -40,7 +41,8 @@ export interface RunStepOptions {
 }
 
 const positiveInt = (max: number) => z.number().int().positive().max(max);
-const RunStepOptionsSchema = z.object({
+/** Internal: the schema of {@linkcode RunStepOptions}; unknown keys are refused. */
+export const RunStepOptionsSchema = z.strictObject({
   storage: z.custom<RunStorage>((value) => {
     if (typeof value !== "object" || value === null) return false;
     const storage = value as Record<string, unknown>;
@@ -62,14 +64,18 @@ const RunStepOptionsSchema = z.object({
       `must be at least ${MIN_SECRET_LENGTH} characters (a shorter secret would mask ordinary output)`,
     ),
     z.instanceof(RegExp),
-  ])).optional(),
+  ], {
+    error: `must be a string of at least ${MIN_SECRET_LENGTH} characters, or a RegExp`,
+  })).optional(),
   maxOutputBytes: z.union([
     z.number().int().min(0),
-    z.object({
+    z.strictObject({
       stdout: z.number().int().min(0).optional(),
       stderr: z.number().int().min(0).optional(),
     }),
-  ]).optional(),
+  ], {
+    error: "must be a non-negative integer (bytes per stream) or { stdout?, stderr? } of those",
+  }).optional(),
 });
 
 export function resolveStorage(
@@ -89,9 +95,33 @@ export function resolveStorage(
   };
 }
 
-export function validateRun(request: StepExecutionRequest, options: RunStepOptions): void {
+const SecretsSchema = z.array(z.union([z.string(), z.instanceof(RegExp)], {
+  error: "must be a string or a RegExp",
+}));
+const isFunction = (value: unknown) => typeof value === "function";
+const ExecutorSchema = z.object({
+  // Executors are plain objects that may carry fields of their own: only these are checked.
+  executor: z.looseObject({
+    execute: z.custom(isFunction, "must be a function: execute(run, context)"),
+    secrets: SecretsSchema.optional(),
+    validate: z.custom(isFunction, "must be a function: validate(request)").optional(),
+  }, { error: "must be an object with an execute(run, context) method" }),
+});
+
+/**
+ * Validates everything a run is given, before anything is written: the request, the options and,
+ * when given, the executor (its shape, then its own `validate(request)` hook).
+ */
+export function validateRun(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+  executor?: WorkerExecutor,
+): void {
   parseOrThrow(StepExecutionRequestSchema, request, "Invalid step request");
   parseOrThrow(RunStepOptionsSchema, options, "Invalid runStep options");
+  if (executor === undefined) return;
+  parseOrThrow(ExecutorSchema, { executor }, "Invalid runStep executor");
+  executor.validate?.(request);
 }
 
 export function streamLimit(

@@ -16,7 +16,7 @@ import type {
   StepExecutionResult,
   StructuredData,
 } from "./types.ts";
-import { type RunStepOptions, streamLimit } from "./options.ts";
+import { type RunStepOptions, streamLimit, validateRun } from "./options.ts";
 import { openRun, persistCheckpoint, recordEvent } from "./open-run.ts";
 import { createStreamWriter } from "./streams.ts";
 import {
@@ -105,7 +105,8 @@ export function createPlaceholderWorkerExecutor(): WorkerExecutor {
  * @param executor The worker; defaults to the placeholder, which executes nothing.
  * @param options Storage, cancellation, redaction, limits and write-path tuning.
  * @returns The result envelope.
- * @throws {ValidationError} Bad request or options; nothing was written.
+ * @throws {ValidationError} Bad request, options or executor (including its own
+ *   `validate(request)`); nothing was written.
  * @throws {RunConflictError} The run already exists; it is left untouched.
  * @throws {StorageError} The storage failed; the executor's signal was aborted.
  *
@@ -132,11 +133,7 @@ export async function runStep(
   executor: WorkerExecutor = createPlaceholderWorkerExecutor(),
   options: RunStepOptions = {},
 ): Promise<StepExecutionResult> {
-  if (typeof executor !== "object" || executor === null || typeof executor.execute !== "function") {
-    throw new TypeError(
-      "runStep() executor must be an object with an execute(run, context) method",
-    );
-  }
+  validateRun(request, options, executor);
   const secrets = [...(options.secrets ?? []), ...(executor.secrets ?? [])];
   const live = await openRun(request, options, secrets);
   const { run, writer, session } = live;

@@ -1,7 +1,7 @@
 // An executor that runs the step's command as a child process in its own process group (POSIX).
 
 import { z } from "zod";
-import { RunnerError } from "../core/errors.ts";
+import { RunnerError, ValidationError } from "../core/errors.ts";
 import type {
   RunAbortReason,
   WorkerExecutionContext,
@@ -9,7 +9,7 @@ import type {
   WorkerExecutor,
 } from "../core/executor.ts";
 import { MIN_SECRET_LENGTH } from "../core/redact.ts";
-import { parseOrThrow } from "../core/schemas.ts";
+import { COMMAND_EXPECTED, parseOrThrow } from "../core/schemas.ts";
 import type { PreparedStepRun } from "../core/types.ts";
 
 /** An environment value that the runner must mask wherever it would be stored. */
@@ -54,6 +54,7 @@ export interface ProcessExecutorOptions {
 }
 
 const DEFAULT_KILL_GRACE_MS = 2000;
+const NO_COMMAND = "must be set, as 'request.command' or the process executor's 'command' option";
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -63,18 +64,21 @@ const POLL_MS = 50;
 const SecretEnvValueSchema = z.strictObject({
   value: z.string().refine((value) => value === "" || [...value].length >= MIN_SECRET_LENGTH, {
     // A shorter secret would mask ordinary output; never echo the value.
-    message: `Must be empty or at least ${MIN_SECRET_LENGTH} characters to be masked`,
+    message: `must be empty or at least ${MIN_SECRET_LENGTH} characters to be masked`,
   }),
   secret: z.literal(true),
 });
 const ProcessExecutorOptionsSchema = z.strictObject({
-  command: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)], { error: COMMAND_EXPECTED })
+    .optional(),
   cwd: z.string().min(1).optional(),
   env: z.record(
     z.string().min(1).refine((name) => !name.includes("=") && !name.includes("\0"), {
-      message: "Must not contain '=' or NUL",
+      message: "must not contain '=' or NUL",
     }),
-    z.union([z.string(), SecretEnvValueSchema]),
+    z.union([z.string(), SecretEnvValueSchema], {
+      error: "must be a string, or { value: string, secret: true } for a secret",
+    }),
   ).optional(),
   exitCodes: z.strictObject({
     blocked: z.array(z.number().int().min(1).max(255)).optional(),
@@ -142,6 +146,14 @@ export function createProcessExecutor(options: ProcessExecutorOptions = {}): Wor
   };
   const executor: WorkerExecutor = {
     secrets: Object.freeze(secrets),
+    validate(request) {
+      if (settings.command === undefined && request.command === undefined) {
+        throw new ValidationError(
+          [{ path: "command", message: NO_COMMAND }],
+          "Invalid step request for the process executor",
+        );
+      }
+    },
     execute: (run, context) => runProcess(settings, run, context),
   };
   return executor;
@@ -199,9 +211,7 @@ async function runProcess(
 ): Promise<WorkerExecutionOutcome> {
   const command = settings.command ?? run.request.command;
   if (command === undefined || command.length === 0) {
-    throw new RunnerError(
-      "The process executor has no command: set 'request.command' or the executor's 'command' option",
-    );
+    throw new ValidationError([{ path: "command", message: NO_COMMAND }], "The process executor");
   }
   const argv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;

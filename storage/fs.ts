@@ -13,7 +13,7 @@ export interface FsStorageOptions {
   root: string;
 }
 
-const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.object({
+const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.strictObject({
   root: z.string().min(1, "must not be empty"),
 });
 

@@ -209,7 +209,7 @@ describe("createProcessExecutor()", () => {
       [{ killGraceMs: -1 }, "killGraceMs"],
       [{ exitCodes: { blocked: [1.5] } }, "exitCodes.blocked.0"],
       [{ command: [] }, "command"],
-      [{ killGrace: 5 }, "(root)"],
+      [{ killGrace: 5 }, "killGrace"],
     ];
     for (const [options, field] of cases) {
       assert.throws(

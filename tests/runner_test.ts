@@ -254,11 +254,13 @@ describe("runStep() input validation", () => {
     assert.deepEqual(await allKeys(storage), []);
   });
 
-  it("refuses an executor without execute() with a TypeError", async () => {
-    await assert.rejects(
-      runStep(baseRequest(), {} as WorkerExecutor, { storage: createMemoryStorage() }),
-      TypeError,
-    );
+  it("refuses an executor without execute() with a ValidationError, writing nothing", async () => {
+    const storage = createMemoryStorage();
+    await assert.rejects(runStep(baseRequest(), {} as WorkerExecutor, { storage }), {
+      name: "ValidationError",
+      field: "executor.execute",
+    });
+    assert.deepEqual(await allKeys(storage), []);
   });
 });
 
