@@ -251,7 +251,14 @@ export async function runStep(
       createdAt: finishedAt,
       message: summary,
       data: terminalData,
-    }, { status, finishedAt, summary, exitCode, ...(reason !== undefined ? { reason } : {}) });
+    }, {
+      status,
+      finishedAt,
+      summary,
+      exitCode,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(outcome.signal !== undefined ? { signal: outcome.signal } : {}),
+    });
 
     await persistCheckpoint(
       live,
@@ -309,6 +316,7 @@ export async function runStep(
       },
     };
     if (reason !== undefined) result.reason = reason;
+    if (outcome.signal !== undefined) result.signal = outcome.signal;
     return result;
   } finally {
     closed = true;

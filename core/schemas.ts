@@ -151,6 +151,7 @@ export const RunStateSnapshotSchema: RunnerSchema<RunStateSnapshot> = z.object({
   stderrBytes: z.number().optional(),
   droppedBytes: z.object({ stdout: z.number(), stderr: z.number() }).optional(),
   reason: z.string().optional(),
+  signal: z.string().optional(),
 });
 
 const structuredValue: z.ZodType<unknown> = z.lazy(() =>

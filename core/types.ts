@@ -349,6 +349,8 @@ export interface RunStateSnapshot {
   droppedBytes?: { stdout: number; stderr: number };
   /** Why a failed run ended: `timeout`, `cancelled`, `storage`, `executor_error`. */
   reason?: string;
+  /** Signal that ended the worker process, e.g. `"SIGKILL"` (process executors). */
+  signal?: string;
 }
 
 /** Fields `state.json` can change: everything but the attempt and the start time. */
@@ -463,6 +465,8 @@ export interface StepExecutionResult {
   exitCode: number;
   /** Why a failed run ended, when the runner ended it (`timeout`, `cancelled`, `executor_error`). */
   reason?: string;
+  /** Signal that ended the worker process, e.g. `"SIGKILL"`, when one did. */
+  signal?: string;
   /** Bytes dropped per stream by the byte cap. */
   droppedBytes: { stdout: number; stderr: number };
   /** Counts. */

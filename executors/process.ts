@@ -234,7 +234,7 @@ async function runProcess(
       detached: true,
     });
   } catch (error) {
-    throw await spawnError(error, argv[0], cwd);
+    return await spawnFailed(error, argv[0], cwd);
   }
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
@@ -247,7 +247,7 @@ async function runProcess(
       child.once("error", reject);
     });
   } catch (error) {
-    throw await spawnError(error, argv[0], cwd);
+    return await spawnFailed(error, argv[0], cwd);
   }
   const pid = child.pid as number;
 
@@ -463,25 +463,55 @@ function notStarted(signal: AbortSignal): WorkerExecutionOutcome {
   };
 }
 
-async function spawnError(error: unknown, file: string, cwd: string): Promise<RunnerError> {
+/**
+ * What a failed spawn means. A missing or non-executable program is a failed run with the exit
+ * code a shell gives (127, 126), so `["prog"]` and `"prog"` record the same; a missing working
+ * directory or a runtime that refuses to spawn (Deno without --allow-run) is an error, with the
+ * original as its cause and its explanation in the message (which the run's record keeps).
+ */
+async function spawnFailed(
+  error: unknown,
+  file: string,
+  cwd: string,
+): Promise<WorkerExecutionOutcome> {
   const code = (error as { code?: string } | null)?.code;
+  const name = (error as { name?: string } | null)?.name;
+  if (name === "NotCapable" || name === "PermissionDenied") {
+    // Deno's message names the flag it needs ("run again with the --allow-run flag").
+    throw new RunnerError(
+      `Could not start command '${file}': ${(error as Error).message} ` +
+        "(the process executor needs --allow-run and --allow-env under Deno)",
+      { cause: error },
+    );
+  }
   if (code === "ENOENT") {
     // Node reports a missing cwd as the command being missing; tell them apart.
-    let cwdExists = true;
+    let cwdMissing: boolean | undefined;
     try {
       const fs = await import("node:fs/promises") as unknown as {
         stat(path: string): Promise<{ isDirectory(): boolean }>;
       };
-      cwdExists = (await fs.stat(cwd)).isDirectory();
-    } catch {
-      cwdExists = false;
+      cwdMissing = !(await fs.stat(cwd)).isDirectory();
+    } catch (statError) {
+      const statCode = (statError as { code?: string } | null)?.code;
+      // A refused stat (no read permission) says nothing about the directory.
+      cwdMissing = statCode === "ENOENT" || statCode === "ENOTDIR" ? true : undefined;
     }
-    if (!cwdExists) {
-      return new RunnerError(`Working directory '${cwd}' does not exist`, { cause: error });
+    if (cwdMissing === true) {
+      throw new RunnerError(`Working directory '${cwd}' does not exist`, { cause: error });
     }
-    return new RunnerError(`Command '${file}' was not found`, { cause: error });
+    const unsure = cwdMissing === undefined ? ` (or working directory '${cwd}' is missing)` : "";
+    return notRunnable(127, `Command '${file}' was not found${unsure}.`);
   }
-  return new RunnerError(`Could not start command '${file}'`, { cause: error });
+  if (code === "EACCES") {
+    return notRunnable(126, `Command '${file}' could not be executed (permission denied).`);
+  }
+  const detail = error instanceof Error ? `: ${error.message}` : "";
+  throw new RunnerError(`Could not start command '${file}'${detail}`, { cause: error });
+}
+
+function notRunnable(exitCode: number, summary: string): WorkerExecutionOutcome {
+  return { ok: false, outcome: "failed", summary, exitCode };
 }
 
 /**
