@@ -6,6 +6,7 @@ import type { RunStorage } from "../storage/types.ts";
 import type { WorkerExecutor } from "./executor.ts";
 import { isAbsolutePath, normalizePrefix } from "./layout.ts";
 import { MIN_SECRET_LENGTH } from "./redact.ts";
+import { ValidationError } from "./errors.ts";
 import { parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
 import type { StepExecutionRequest, StreamLogChannel } from "./types.ts";
 
@@ -122,6 +123,42 @@ export function validateRun(
   if (executor === undefined) return;
   parseOrThrow(ExecutorSchema, { executor }, "Invalid runStep executor");
   executor.validate?.(request);
+}
+
+/**
+ * With the filesystem default (no `storage`), refuses a `runtime.repoRoot` that does not exist:
+ * a typo there would otherwise create a new tree and scatter runs where nobody looks. An absolute
+ * `runsRootDir` is a runs folder of its own and is created as needed. Only the default storage
+ * touches the filesystem; `node:fs` is loaded lazily, like the fs adapter does.
+ */
+export async function checkDefaultRoot(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+): Promise<void> {
+  const runsRootDir = request.runtime.runsRootDir;
+  if (options.storage !== undefined || (runsRootDir !== undefined && isAbsolutePath(runsRootDir))) {
+    return;
+  }
+  const repoRoot = request.runtime.repoRoot;
+  const fs = await import("node:fs/promises");
+  let problem: string | undefined;
+  try {
+    if (!(await fs.stat(repoRoot)).isDirectory()) problem = "is not a directory";
+  } catch (error) {
+    const code = (error as { code?: string } | null)?.code;
+    // Anything else (no read permission) is left to the storage, which reports it with the key.
+    if (code === "ENOENT" || code === "ENOTDIR") problem = "does not exist";
+  }
+  if (problem !== undefined) {
+    throw new ValidationError(
+      [{
+        path: "runtime.repoRoot",
+        message: `must be an existing directory: '${repoRoot}' ${problem} ` +
+          "(runs are written under it when no storage is given)",
+      }],
+      "Invalid step request",
+    );
+  }
 }
 
 export function streamLimit(

@@ -85,9 +85,10 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       : code === "EACCES" || code === "EPERM"
       ? "access_denied"
       : "storage_failed";
+    // The key says which record; the path says where on disk (root included), for the operator.
     const reason = code === "EEXIST"
-      ? "Key already exists"
-      : `Filesystem ${operation} failed${code ? ` (${code})` : ""}`;
+      ? `Key already exists at '${pathOf(key)}'`
+      : `Filesystem ${operation} failed${code ? ` (${code})` : ""} at '${pathOf(key)}'`;
     throw new StorageError(reason, { adapter: name, operation, key, code: mapped, cause: error });
   }
 

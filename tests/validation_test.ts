@@ -2,7 +2,8 @@
 // expected there, unknown keys are refused by name, and nothing is written.
 
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
   createFsStorage,
@@ -175,6 +176,20 @@ describe("runStep() validation messages", () => {
     });
   });
 
+  it("refuses a repoRoot that does not exist (filesystem default), creating nothing", async () => {
+    await withTempDir(async (dir) => {
+      const typo = join(dir, "srv", "rpeo");
+      await assert.rejects(
+        runStep(baseRequest({ runtime: { repoRoot: typo, worktreePath: dir } }), done),
+        expectInvalid(
+          "runtime.repoRoot",
+          `must be an existing directory: '${typo}' does not exist`,
+        ),
+      );
+      assert.deepEqual(await readdir(dir), []);
+    });
+  });
+
   it("accepts a process executor whose command comes from its options", async () => {
     const storage = createMemoryStorage();
     const result = await runStep(
@@ -253,5 +268,20 @@ describe("factory validation messages", () => {
         return true;
       },
     );
+  });
+});
+
+describe("storage error messages", () => {
+  it("createFsStorage() errors name the file's path on disk, not only the key", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "runs"), "a file where a folder should be");
+      const storage = createFsStorage({ root: dir });
+      await assert.rejects(storage.write("runs/t/r/meta.json", "{}"), (error: unknown) => {
+        assert.ok(error instanceof Error);
+        assert.ok(error.message.includes(join(dir, "runs", "t", "r", "meta.json")), error.message);
+        assert.ok(error.message.includes("'runs/t/r/meta.json'"), error.message);
+        return true;
+      });
+    });
   });
 });
