@@ -71,7 +71,9 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
   const absolute = /^([A-Za-z]:)?[\\/]/.test(givenRoot)
     ? givenRoot
     : `${currentDirectory()}/${givenRoot}`;
-  const root = absolute.length > 1 ? absolute.replace(/[\\/]+$/, "") : absolute;
+  // "." segments ("." as the root, "./runs") would otherwise show up in every located path.
+  const tidy = absolute.replace(/([\\/])\.(?=[\\/]|$)/g, "");
+  const root = tidy.length > 1 ? tidy.replace(/[\\/]+$/, "") : tidy || separator;
   const name = "fs";
   const pathOf = (key: string) =>
     key === "" ? root : `${root}${separator}${key.split("/").join(separator)}`;
@@ -80,15 +82,18 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
   function fail(error: unknown, operation: string, key: string): never {
     if (error instanceof StorageError) throw error;
     const code = errorCode(error);
+    // Deno without --allow-read/--allow-write: its message names the flag, so keep it.
+    const denied = ["NotCapable", "PermissionDenied"].includes((error as Error | null)?.name ?? "");
     const mapped: StorageErrorCode = code === "EEXIST"
       ? "precondition_failed"
-      : code === "EACCES" || code === "EPERM"
+      : code === "EACCES" || code === "EPERM" || denied
       ? "access_denied"
       : "storage_failed";
+    const detail = denied ? ` (${(error as Error).message})` : code ? ` (${code})` : "";
     // The key says which record; the path says where on disk (root included), for the operator.
     const reason = code === "EEXIST"
       ? `Key already exists at '${pathOf(key)}'`
-      : `Filesystem ${operation} failed${code ? ` (${code})` : ""} at '${pathOf(key)}'`;
+      : `Filesystem ${operation} failed${detail} at '${pathOf(key)}'`;
     throw new StorageError(reason, { adapter: name, operation, key, code: mapped, cause: error });
   }
 

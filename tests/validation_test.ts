@@ -271,7 +271,13 @@ describe("factory validation messages", () => {
   });
 });
 
-describe("storage error messages", () => {
+describe("storage error messages and paths", () => {
+  it("createFsStorage() locates keys under a relative '.' root without './' in the path", () => {
+    const located = createFsStorage({ root: "." }).locate("runs/t/r/meta.json");
+    assert.ok(!located.includes("/./"), located);
+    assert.ok(located.endsWith("/runs/t/r/meta.json") && located.startsWith("/"), located);
+  });
+
   it("createFsStorage() errors name the file's path on disk, not only the key", async () => {
     await withTempDir(async (dir) => {
       await writeFile(join(dir, "runs"), "a file where a folder should be");
