@@ -1,5 +1,6 @@
 // Builds the Node package into dist/ from the same TypeScript sources JSR publishes: ESM
 // JavaScript plus .d.ts declarations, by tsc (tsconfig.npm.json). `npm pack` runs it (prepack).
+// Not `prepare`: npm would then warn every installer of the tarball about an install script.
 //
 //   node scripts/build_npm.mjs        (or: npm run build)
 //
