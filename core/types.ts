@@ -457,7 +457,11 @@ export interface StepExecutionResult {
   lifecycleEvents: WorkerLifecycleLogEntry[];
   /** Checkpoint state with its records. */
   checkpoint: CheckpointState;
-  /** The layout's records plus saved and reported artifacts. */
+  /**
+   * The layout's records (`meta.json`, `state.json`, logs, folders) plus saved and reported
+   * artifacts, as in the seed's envelope. `readRun().artifacts` lists only what is stored under
+   * `artifacts/`.
+   */
   artifacts: StepArtifact[];
   /** Follow-ups the worker suggested. */
   suggestedFollowup: string[];

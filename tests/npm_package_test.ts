@@ -92,6 +92,7 @@ describe("the npm package", () => {
   let tarball = "";
   let project = "";
   let compiled: Run;
+  let installed: Run;
 
   before(async () => {
     tarball = await packOnce();
@@ -100,7 +101,7 @@ describe("the npm package", () => {
       join(project, "package.json"),
       JSON.stringify({ name: "consumer", private: true, type: "module" }),
     );
-    const installed = run(
+    installed = run(
       "npm",
       ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball],
       project,
@@ -154,12 +155,14 @@ describe("the npm package", () => {
     assert.deepEqual(stray, []);
   });
 
-  it("installs with zod and aws4fetch as its only dependencies", async () => {
+  it("installs with zod and aws4fetch as its only dependencies, and no install script", async () => {
+    // npm warns every installer about lifecycle scripts such as `prepare`.
+    assert.doesNotMatch(installed.stderr, /install-scripts|prepare/);
     const lock = JSON.parse(await readFile(join(project, "package-lock.json"), "utf8")) as {
       packages: Record<string, unknown>;
     };
-    const installed = Object.keys(lock.packages).filter((key) => key !== "").sort();
-    assert.deepEqual(installed, [
+    const tree = Object.keys(lock.packages).filter((key) => key !== "").sort();
+    assert.deepEqual(tree, [
       "node_modules/@baa-conductor/runner",
       "node_modules/aws4fetch",
       "node_modules/zod",
