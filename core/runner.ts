@@ -58,7 +58,8 @@ export async function prepareStepRun(
   request: StepExecutionRequest,
   options: RunStepOptions = {},
 ): Promise<PreparedStepRun> {
-  const live = await openRun(request, options, options.secrets ?? []);
+  // Null options reach validation (a ValidationError) rather than failing here.
+  const live = await openRun(request, options, options?.secrets ?? []);
   return live.run;
 }
 

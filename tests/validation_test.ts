@@ -10,6 +10,7 @@ import {
   createMemoryStorage,
   createProcessExecutor,
   createS3Storage,
+  prepareStepRun,
   runStep,
   ValidationError,
 } from "../mod.ts";
@@ -188,6 +189,19 @@ describe("runStep() validation messages", () => {
       );
       assert.deepEqual(await readdir(dir), []);
     });
+  });
+
+  it("prepareStepRun() refuses null or misspelled options the same way", async () => {
+    await assert.rejects(
+      prepareStepRun(baseRequest(), null as unknown as RunStepOptions),
+      expectInvalid("(root)", "must be an object, not null"),
+    );
+    const storage = createMemoryStorage();
+    await assert.rejects(
+      prepareStepRun(baseRequest(), { storage, flushMs: 10 } as RunStepOptions),
+      expectInvalid("flushMs", "is not a known key"),
+    );
+    assert.deepEqual(await allKeys(storage), []);
   });
 
   it("accepts a process executor whose command comes from its options", async () => {
