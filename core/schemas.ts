@@ -68,7 +68,7 @@ export function idSchema(): z.ZodType<string> {
 export const COMMAND_EXPECTED =
   "must be a non-empty string (run by /bin/sh -c) or a non-empty array of strings (argv)";
 
-const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty`);
+const nonEmpty = () => z.string().min(1, "must not be empty");
 const isoDate = z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be an ISO 8601 date");
 
 const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) => {
@@ -88,11 +88,11 @@ const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) =
 export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.strictObject({
   taskId: idSchema(),
   stepId: idSchema(),
-  stepName: nonEmpty("stepName").max(1000),
-  stepKind: nonEmpty("stepKind").max(200),
+  stepName: nonEmpty().max(1000),
+  stepKind: nonEmpty().max(200),
   runId: idSchema(),
   attempt: z.number().int().min(1).max(1_000_000),
-  workerKind: nonEmpty("workerKind").max(200),
+  workerKind: nonEmpty().max(200),
   timeoutSec: z.number().positive().max(7 * 24 * 3600),
   createdAt: isoDate.optional(),
   promptSummary: z.string().max(100_000).optional(),
@@ -101,8 +101,8 @@ export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.
     z.array(z.string()).min(1),
   ], { error: COMMAND_EXPECTED }).optional(),
   runtime: z.strictObject({
-    repoRoot: nonEmpty("repoRoot").max(4096),
-    worktreePath: nonEmpty("worktreePath").max(4096),
+    repoRoot: nonEmpty().max(4096),
+    worktreePath: nonEmpty().max(4096),
     runsRootDir: runsRootDirSchema.optional(),
   }),
   checkpoint: z.strictObject({

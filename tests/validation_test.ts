@@ -77,6 +77,12 @@ const runCases: RunCase[] = [
     expected: "must be an object (it is missing)",
   },
   {
+    label: "an empty repoRoot",
+    request: (r) => ({ ...r, runtime: { ...r.runtime, repoRoot: "" } }),
+    field: "runtime.repoRoot",
+    expected: "must not be empty",
+  },
+  {
     label: "an unknown request key (timeoutMs for timeoutSec)",
     request: (r) => ({ ...r, timeoutMs: 5 }),
     field: "timeoutMs",
