@@ -101,7 +101,10 @@ export type { S3RetryOptions, S3StorageOptions } from "./storage/s3.ts";
 export type { FsStorageOptions } from "./storage/fs.ts";
 export type {
   RunStorage,
+  StorageListOptions,
+  StorageRange,
   StorageReplaceOptions,
+  StorageStat,
   StorageWriteOptions,
   StorageWriteResult,
   StorageWriteStreamOptions,
