@@ -180,6 +180,7 @@ describe("the README's SIGTERM recipe", () => {
         await exited;
         const took = Date.now() - sentAt;
         assert.ok(took < 2_000, `closed ${took} ms after SIGTERM`);
+        console.log(`  SIGTERM -> orchestrator exited with the run closed: ${took} ms`);
       } finally {
         await killHard(child);
       }
