@@ -15,7 +15,9 @@ describe("createByteRing()", () => {
       const ring = createByteRing(capacity);
       const all: number[] = [];
       for (let round = 0; round < 60; round++) {
-        const length = random(4) === 0 ? random(3 * capacity + 2) : random(Math.floor(capacity / 3) + 2);
+        const length = random(4) === 0
+          ? random(3 * capacity + 2)
+          : random(Math.floor(capacity / 3) + 2);
         const chunk = new Uint8Array(length);
         for (let i = 0; i < length; i++) chunk[i] = (all.length + i) % 251;
         ring.push(chunk);

@@ -99,23 +99,27 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     });
   });
 
-  it("truncates past maxOutputBytes with one marker and the dropped count", async () => {
+  it("keeps the head and the tail past maxOutputBytes, one marker with the dropped count", async () => {
     await withTempDir(async (dir) => {
       const result = await runStep(
-        request(dir, "head -c 1000000 /dev/zero | tr '\\0' 'a'; echo done 1>&2"),
+        request(
+          dir,
+          "head -c 1000000 /dev/zero | tr '\\0' 'a'; echo; echo last line; echo done 1>&2",
+        ),
         createProcessExecutor(),
         { maxOutputBytes: { stdout: 1000 } },
       );
       const stdout = await readFile(join(dir, "runs", "task-1", "run-1", "stdout.log"), "utf8");
       assert.equal(
         stdout,
-        "a".repeat(1000) + "\n[baa-conductor: stdout truncated after 1000 bytes]\n",
+        "a".repeat(500) + "\n[baa-conductor: stdout truncated, 999011 bytes dropped here]\n" +
+          "a".repeat(489) + "\nlast line\n",
       );
-      assert.deepEqual(result.droppedBytes, { stdout: 999_000, stderr: 0 });
+      assert.deepEqual(result.droppedBytes, { stdout: 999_011, stderr: 0 });
       const state = JSON.parse(
         await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"),
       );
-      assert.deepEqual(state.droppedBytes, { stdout: 999_000, stderr: 0 });
+      assert.deepEqual(state.droppedBytes, { stdout: 999_011, stderr: 0 });
       assert.equal(
         await readFile(join(dir, "runs", "task-1", "run-1", "stderr.log"), "utf8"),
         "done\n",
