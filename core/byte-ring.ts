@@ -9,6 +9,11 @@ export interface ByteRing {
   push(bytes: Uint8Array): void;
   /** The kept bytes, oldest first (a fresh array). */
   bytes(): Uint8Array;
+  /**
+   * The kept bytes, oldest first, as at most two views of the ring's buffer (no copy): for a
+   * ring that is done, since the next `push` overwrites them.
+   */
+  parts(): Uint8Array[];
   /** Bytes kept now, at most `capacity`. */
   readonly size: number;
   /** Bytes pushed so far, kept or not. */
@@ -40,6 +45,13 @@ export function createByteRing(capacity: number): ByteRing {
     out.set(buffer.subarray(start, start + first));
     out.set(buffer.subarray(0, size - first), first);
     return out;
+  }
+
+  function parts(): Uint8Array[] {
+    const first = Math.min(size, buffer.length - start);
+    const out = [buffer.subarray(start, start + first)];
+    if (size > first) out.push(buffer.subarray(0, size - first));
+    return out.filter((part) => part.byteLength > 0);
   }
 
   return {
@@ -74,6 +86,7 @@ export function createByteRing(capacity: number): ByteRing {
       } else size = needed;
     },
     bytes: contents,
+    parts,
     get size() {
       return size;
     },

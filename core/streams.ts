@@ -1,7 +1,7 @@
 // Output streams of a run: redaction, byte caps, sequencing, into the write path.
 
 import { type ByteRing, createByteRing } from "./byte-ring.ts";
-import { concatBytes, encodeText, utf8Length } from "./bytes.ts";
+import { encodeText, utf8Length } from "./bytes.ts";
 import { extendLastStreamChunk, recordStreamChunk } from "./log-session.ts";
 import type { StreamCap } from "./options.ts";
 import type { RedactionStream } from "./redact.ts";
@@ -92,17 +92,19 @@ export function createStreamWriter(
   ): void | Promise<void> {
     let now = data;
     let nowLength = length;
+    let rest: Uint8Array | undefined;
     if (length > headRoom) {
       const bytes = typeof data === "string" ? encodeText(data) : data;
       now = bytes.subarray(0, headRoom);
       nowLength = headRoom;
-      hold(bytes.subarray(headRoom));
+      rest = bytes.subarray(headRoom);
     }
     headRoom -= nowLength;
     if (sequenced) recordStreamChunk(live.session, channel, now, nowLength);
     else if (nowLength > 0) {
       extendLastStreamChunk(live.session, channel, typeof now === "string" ? encodeText(now) : now);
     }
+    if (rest !== undefined) hold(rest);
     if (nowLength === 0) return;
     return live.writer.push(channel, now, nowLength);
   }
@@ -148,17 +150,17 @@ export function createStreamWriter(
         if (rest.byteLength > 0) void store(rest, rest.byteLength, false);
       }
       if (tail === undefined) return;
-      // The marker and the tail go in together, after the head: stored, counted, and shown in
-      // the session with the channel's last chunk.
-      const kept = tail.bytes();
-      const marker = stream.droppedBytes > 0
-        ? encodeText(truncationMarker(channel, stream.droppedBytes))
-        : new Uint8Array(0);
-      const rest = concatBytes([marker, kept], marker.byteLength + kept.byteLength);
+      // The marker and the tail go in after the head: stored, counted, and shown in the session
+      // with the channel's last chunk. The ring's own buffer is handed over, not copied.
+      const parts = tail.parts();
       tail = undefined;
-      if (rest.byteLength === 0) return;
-      extendLastStreamChunk(live.session, channel, rest);
-      void live.writer.push(channel, rest, rest.byteLength);
+      if (stream.droppedBytes > 0) {
+        parts.unshift(encodeText(truncationMarker(channel, stream.droppedBytes)));
+      }
+      for (const part of parts) {
+        extendLastStreamChunk(live.session, channel, part);
+        void live.writer.push(channel, part, part.byteLength);
+      }
     },
     abandon() {
       ended = true;

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createByteRing } from "../core/byte-ring.ts";
+import { concatBytes } from "../core/bytes.ts";
 
 describe("createByteRing()", () => {
   it("keeps exactly the last bytes pushed, however they are chunked, within its capacity", () => {
@@ -25,11 +26,11 @@ describe("createByteRing()", () => {
         assert.ok(ring.allocated <= capacity, `allocated ${ring.allocated} > ${capacity}`);
         assert.equal(ring.total, all.length);
         assert.equal(ring.size, Math.min(capacity, all.length));
-        assert.deepEqual(
-          ring.bytes(),
-          Uint8Array.from(all.slice(all.length - ring.size)),
-          `capacity ${capacity}, round ${round}`,
-        );
+        const expected = Uint8Array.from(all.slice(all.length - ring.size));
+        assert.deepEqual(ring.bytes(), expected, `capacity ${capacity}, round ${round}`);
+        const parts = ring.parts();
+        assert.ok(parts.length <= 2);
+        assert.deepEqual(concatBytes(parts, ring.size), expected, `parts, round ${round}`);
       }
     }
   });
