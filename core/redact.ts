@@ -93,9 +93,8 @@ const encoder = new TextEncoder();
  * RegExp match split across chunks when it is at most `maxPatternBytes` long, holds back that
  * many trailing bytes until more output arrives, the stream is flushed or it ends, and sees the
  * edges of that window as the start/end of input (for `^`, `$`, `\b` and lookbehind). A flush
- * masks what matches so far: a secret cut by a flush may show the part before the cut (the rest is
- * still masked). Flags are kept except
- * `y`; `g` is added. Zero-length matches mask nothing.
+ * masks what matches so far: a secret cut by a flush may show the part before the cut (the rest
+ * is still masked). Flags are kept except `y`; `g` is added. Zero-length matches mask nothing.
  *
  * @param secrets Strings and patterns to mask.
  * @param options The mask and the RegExp window.

@@ -138,8 +138,8 @@ export function createStreamWriter(
       }
       if (typeof chunk === "string") return store(chunk, utf8Length(chunk), true);
       // Copy: the caller may reuse its buffer before the flush (a reused read buffer would
-      // otherwise corrupt the log silently).
-      return store(chunk.slice(), chunk.byteLength, true);
+      // otherwise corrupt the log silently). Past the head the tail ring copies what it keeps.
+      return store(headRoom === 0 ? chunk : chunk.slice(), chunk.byteLength, true);
     },
     end() {
       if (ended) return;

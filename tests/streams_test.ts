@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createMemoryStorage, readRun, readRunLog, runStep } from "../mod.ts";
+import { createMemoryStorage, readRun, readRunLog, readRunLogBytes, runStep } from "../mod.ts";
 import { truncationMarker } from "../core/streams.ts";
 import { baseRequest, localStorages } from "./helpers.ts";
 
@@ -186,6 +186,29 @@ describe("runStep() output caps keep the head and the tail", () => {
       }
     });
   }
+
+  it("copies byte chunks into the head and the tail, so an executor may reuse its buffer", async () => {
+    const storage = createMemoryStorage();
+    const buffer = new Uint8Array(100);
+    const printed: number[] = [];
+    await runStep(baseRequest(), {
+      async execute(_run, context) {
+        for (let i = 0; i < 1000; i++) {
+          buffer.fill(i % 251);
+          for (let j = 0; j < buffer.length; j++) printed.push(i % 251);
+          await context.stdout(buffer);
+        }
+        buffer.fill(0);
+        return { ok: true, outcome: "completed", summary: "reused" };
+      },
+    }, { storage, maxOutputBytes: 4096 });
+    const stored = await readRunLogBytes(storage, ref, "stdout");
+    const marker = new TextEncoder().encode(truncationMarker("stdout", 100_000 - 4096));
+    assert.deepEqual(
+      stored,
+      Uint8Array.from([...printed.slice(0, 2048), ...marker, ...printed.slice(-2048)]),
+    );
+  });
 
   it("stores a stream that stays within its cap whole, without a marker", async () => {
     const storage = createMemoryStorage();
