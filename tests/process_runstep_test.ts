@@ -82,6 +82,41 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     });
   });
 
+  it("lets a reader see each line of a quiet process within about two flush intervals with a RegExp secret", async () => {
+    await withTempDir(async (dir) => {
+      const storage = createFsStorage({ root: dir });
+      const flushIntervalMs = 200;
+      // Each line carries the time it was printed, in ms.
+      const script =
+        'for i in 1 2 3; do echo "tick $i ghp_0123456789abcdefghijKLMN $(date +%s%3N)"; ' +
+        "sleep 0.6; done; sleep 1";
+      let finished = false;
+      const run = runStep(request(dir, script), createProcessExecutor(), {
+        storage,
+        secrets: [/ghp_[A-Za-z0-9]{20,}/],
+        flushIntervalMs,
+      }).finally(() => (finished = true));
+      const latencies: number[] = [];
+      let seen = "";
+      while (!finished) {
+        await sleep(20);
+        const log = await readRunLog(storage, ref, "stdout").catch(() => "");
+        if (finished) break;
+        const now = Date.now();
+        for (const line of log.slice(seen.length).split("\n").slice(0, -1)) {
+          latencies.push(now - Number(line.split(" ").at(-1)));
+        }
+        seen = log.slice(0, log.lastIndexOf("\n") + 1);
+      }
+      await run;
+      assert.match(seen, /^(tick \d \[REDACTED\] \d+\n){3}$/);
+      assert.equal(latencies.length, 3, `saw ${latencies.length} lines while live`);
+      for (const latency of latencies) {
+        assert.ok(latency <= 2 * flushIntervalMs + 600, `latencies ${latencies} ms`);
+      }
+    });
+  });
+
   it("stores 50 MB of random binary output byte-exact", async () => {
     await withTempDir(async (dir) => {
       const copy = join(dir, "expected.bin");
