@@ -33,7 +33,7 @@
  */
 
 export { createPlaceholderWorkerExecutor, prepareStepRun, runStep } from "./core/runner.ts";
-export type { RunStepOptions } from "./core/runner.ts";
+export type { OutputCaps, RunStepOptions } from "./core/runner.ts";
 export type {
   RunAbortReason,
   SaveArtifactOptions,
@@ -42,6 +42,9 @@ export type {
   WorkerExecutor,
 } from "./core/executor.ts";
 export { listRuns, readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
+export { reapRun, reapRuns } from "./core/reap.ts";
+export type { ReapResult, ReapRunOptions, ReapRunsEntry, ReapRunsOptions } from "./core/reap.ts";
+export type { WorkerProcessInfo } from "./core/owner.ts";
 export type {
   ListRunsOptions,
   RunListEntry,
@@ -103,7 +106,10 @@ export type { EnsureS3BucketOptions } from "./storage/s3-bucket.ts";
 export type { FsStorageOptions } from "./storage/fs.ts";
 export type {
   RunStorage,
+  StorageListOptions,
+  StorageRange,
   StorageReplaceOptions,
+  StorageStat,
   StorageWriteOptions,
   StorageWriteResult,
   StorageWriteStreamOptions,

@@ -16,8 +16,9 @@ import type {
   StepExecutionResult,
   StructuredData,
 } from "./types.ts";
-import { type RunStepOptions, streamLimit, validateRun } from "./options.ts";
-import { openRun, persistCheckpoint, recordEvent } from "./open-run.ts";
+import { type RunStepOptions, streamCap, validateRun } from "./options.ts";
+import { openRun, patchState, persistCheckpoint, recordEvent } from "./open-run.ts";
+import type { WorkerProcessInfo } from "./owner.ts";
 import { createStreamWriter } from "./streams.ts";
 import {
   abortReason,
@@ -29,7 +30,7 @@ import {
   TERMINAL_EVENT,
 } from "./outcome.ts";
 import { mergeArtifacts, saveArtifact } from "./artifacts.ts";
-export type { RunStepOptions } from "./options.ts";
+export type { OutputCaps, RunStepOptions } from "./options.ts";
 
 /**
  * Validates the request, creates the run's layout (`meta.json` create-only, `state.json`, logs,
@@ -141,8 +142,9 @@ export async function runStep(
   const timeoutGraceMs = options.timeoutGraceMs ?? 5000;
   const controller = new AbortController();
   let closed = false;
-  const stdout = createStreamWriter(live, "stdout", streamLimit(options, "stdout"));
-  const stderr = createStreamWriter(live, "stderr", streamLimit(options, "stderr"));
+  const quietMs = options.flushIntervalMs ?? 1000;
+  const stdout = createStreamWriter(live, "stdout", { cap: streamCap(options, "stdout"), quietMs });
+  const stderr = createStreamWriter(live, "stderr", { cap: streamCap(options, "stderr"), quietMs });
   const abort = (reason: RunAbortReason) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
@@ -182,6 +184,14 @@ export async function runStep(
           );
         }
         return saveArtifact(live, name, data, artifactOptions);
+      },
+      reportProcess: (info) => {
+        if (closed) return;
+        const worker: WorkerProcessInfo = { pid: info.pid };
+        if (info.pgid !== undefined) worker.pgid = info.pgid;
+        patchState(run, { owner: { ...run.state.owner, worker } });
+        // Stored at once: a reaper or an operator needs it while the worker runs.
+        writer.flush().catch(() => {});
       },
     };
     const execution: Promise<Ending> = Promise.resolve()
@@ -252,13 +262,6 @@ export async function runStep(
       createdAt: finishedAt,
       message: summary,
       data: terminalData,
-    }, {
-      status,
-      finishedAt,
-      summary,
-      exitCode,
-      ...(reason !== undefined ? { reason } : {}),
-      ...(outcome.signal !== undefined ? { signal: outcome.signal } : {}),
     });
 
     await persistCheckpoint(
@@ -271,7 +274,15 @@ export async function runStep(
         `Captured combined log tail after ${outcome.outcome} for ${request.stepId}.`,
       ),
     );
-    await writer.close();
+    // The commit point: the terminal state is written after every other record is stored.
+    await writer.close({
+      status,
+      finishedAt,
+      summary,
+      exitCode,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(outcome.signal !== undefined ? { signal: outcome.signal } : {}),
+    });
 
     const logSummary = summarizeLocalRunLogSession(session);
     const durationMs = Math.max(0, Date.parse(finishedAt) - Date.parse(live.startedAt));
@@ -324,6 +335,8 @@ export async function runStep(
     clearTimeout(timeout);
     if (graceTimer !== undefined) clearTimeout(graceTimer);
     options.signal?.removeEventListener("abort", onCancel);
+    stdout.abandon();
+    stderr.abandon();
     writer.abandon();
   }
 }

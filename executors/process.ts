@@ -55,6 +55,33 @@ export interface ProcessExecutorOptions {
 
 const DEFAULT_KILL_GRACE_MS = 2000;
 const NO_COMMAND = "must be set, as 'request.command' or the process executor's 'command' option";
+/** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
+const WATCHDOG_MAX_GRACE_MS = 2000;
+/**
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <command argv...>`. A watcher, detached from
+ * the command by a double fork (so the command never has a child it did not start), waits on
+ * fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the runner
+ * died, so it stops the group: SIGTERM, then SIGKILL as soon as the command is gone (or after the
+ * grace, 50 ms polls). It ignores SIGTERM so a stop of the group cannot kill it first. The command
+ * itself is exec'ed (same pid, exit status and signal) with fd 3 closed.
+ */
+const WATCHDOG_SCRIPT = [
+  'polls="$1"; shift; cmd=$$',
+  '( ( trap "" TERM INT HUP',
+  "    if read -r _ <&3; then exit 0; fi",
+  "    kill -TERM 0 2>/dev/null",
+  "    n=0",
+  '    while [ "$n" -lt "$polls" ]; do',
+  '      st=""; read -r st < "/proc/$cmd/stat" 2>/dev/null || kill -0 "$cmd" 2>/dev/null || break',
+  '      case "$st" in *") Z "*|*") X "*) break;; esac',
+  "      sleep 0.05 2>/dev/null || break; n=$((n+1))",
+  "    done",
+  "    kill -KILL 0 2>/dev/null ) & )",
+  'exec "$@" 3<&-',
+].join("\n");
+// After the command exits, how long the quitting watcher may take to leave the group before what
+// remains counts as processes the command left behind.
+const WATCHDOG_EXIT_MS = 500;
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -174,8 +201,14 @@ interface ChildStream {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array | string>;
   destroy(): void;
 }
+interface Lifeline {
+  readonly destroyed: boolean;
+  end(data: string): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
 interface Child {
   readonly pid?: number;
+  readonly stdio: readonly unknown[];
   readonly stdout: ChildStream | null;
   readonly stderr: ChildStream | null;
   once(event: "spawn", listener: () => void): unknown;
@@ -187,7 +220,7 @@ interface ChildProcessModule {
   spawn(file: string, args: readonly string[], options: {
     cwd: string;
     env?: Record<string, string | undefined>;
-    stdio: ["ignore", "pipe", "pipe"];
+    stdio: ["ignore", "pipe", "pipe", "pipe"];
     detached: boolean;
   }): Child;
 }
@@ -213,7 +246,18 @@ async function runProcess(
   if (command === undefined || command.length === 0) {
     throw new ValidationError([{ path: "command", message: NO_COMMAND }], "The process executor");
   }
-  const argv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
+  const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
+  // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
+  // after starting a watcher on fd 3, our end of a socket pair: when this process dies, even by
+  // SIGKILL, the kernel closes our end and the watcher stops the whole group.
+  const argv = [
+    "/bin/sh",
+    "-c",
+    WATCHDOG_SCRIPT,
+    "baa-watchdog",
+    watchdogGracePolls(settings),
+    ...commandArgv,
+  ];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
   const signal = context?.signal;
   if (signal?.aborted) return notStarted(signal);
@@ -224,17 +268,27 @@ async function runProcess(
   ]);
   const proc = processModule.default;
   if (signal?.aborted) return notStarted(signal);
+  // The watchdog shell would report a missing program as its own exit 127; spawning the program
+  // directly used to fail with ENOENT, which names it clearly. Keep that.
+  const pathVariable = settings.env?.PATH ?? proc.env.PATH ?? "";
+  if ((await programExists(commandArgv[0], pathVariable, cwd)) === false) {
+    return await spawnFailed(
+      Object.assign(new Error("not found"), { code: "ENOENT" }),
+      commandArgv[0],
+      cwd,
+    );
+  }
 
   let child: Child;
   try {
     child = spawn(argv[0], argv.slice(1), {
       cwd,
       env: settings.env === undefined ? undefined : { ...proc.env, ...settings.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
       detached: true,
     });
   } catch (error) {
-    return await spawnFailed(error, argv[0], cwd);
+    return await spawnFailed(error, commandArgv[0], cwd);
   }
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
@@ -247,9 +301,18 @@ async function runProcess(
       child.once("error", reject);
     });
   } catch (error) {
-    return await spawnFailed(error, argv[0], cwd);
+    return await spawnFailed(error, commandArgv[0], cwd);
   }
   const pid = child.pid as number;
+  context?.reportProcess?.({ pid, pgid: pid });
+  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
+  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
+  lifeline?.on("error", () => {});
+  // Once the command has exited the watcher is told to leave quietly: from then on this process
+  // stops what is left of the group itself.
+  void exited.then(() => {
+    if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
+  });
 
   const signalGroup = (name: string | 0): boolean => {
     try {
@@ -266,6 +329,15 @@ async function runProcess(
     if (!signalGroup(0)) return false;
     const live = await liveGroupMembers(pid);
     return live === undefined || live > 0;
+  };
+  /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
+  const groupOutlives = async (withinMs: number): Promise<boolean> => {
+    const deadline = Date.now() + withinMs;
+    while (await groupAlive()) {
+      if (Date.now() >= deadline) return true;
+      await delay(10);
+    }
+    return false;
   };
   let stopping: Promise<void> | undefined;
   const stopGroup = (): Promise<void> => {
@@ -307,7 +379,7 @@ async function runProcess(
   try {
     const exit = await exited;
     let leftovers = false;
-    if (stopping === undefined && (await groupAlive())) {
+    if (stopping === undefined && (await groupOutlives(WATCHDOG_EXIT_MS))) {
       leftovers = true;
       await stopGroup();
     } else if (stopping !== undefined) await stopping;
@@ -329,6 +401,10 @@ async function runProcess(
     if (drainTimer !== undefined) clearInterval(drainTimer);
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+function watchdogGracePolls(settings: Settings): string {
+  return String(Math.ceil(Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 50));
 }
 
 function pump(
@@ -475,8 +551,7 @@ async function spawnFailed(
   cwd: string,
 ): Promise<WorkerExecutionOutcome> {
   const code = (error as { code?: string } | null)?.code;
-  const name = (error as { name?: string } | null)?.name;
-  if (name === "NotCapable" || name === "PermissionDenied") {
+  if (isDenied(error)) {
     // Deno's message names the flag it needs ("run again with the --allow-run flag").
     throw new RunnerError(
       `Could not start command '${file}': ${(error as Error).message} ` +
@@ -512,6 +587,41 @@ async function spawnFailed(
 
 function notRunnable(exitCode: number, summary: string): WorkerExecutionOutcome {
   return { ok: false, outcome: "failed", summary, exitCode };
+}
+
+/** Deno's refusal of an API used without its permission (`NotCapable`; `PermissionDenied` before 2). */
+function isDenied(error: unknown): boolean {
+  const name = (error as { name?: string } | null)?.name;
+  return name === "NotCapable" || name === "PermissionDenied";
+}
+
+/**
+ * Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names);
+ * `undefined` when that cannot be told (Deno without --allow-read), so the spawn itself decides.
+ */
+async function programExists(
+  file: string,
+  pathVariable: string,
+  cwd: string,
+): Promise<boolean | undefined> {
+  const fs = await import("node:fs/promises") as unknown as {
+    stat(path: string): Promise<{ isFile(): boolean; mode: number }>;
+  };
+  const candidates = file.includes("/")
+    ? [file.startsWith("/") ? file : `${cwd}/${file}`]
+    : pathVariable.split(":").map((dir) => `${dir === "" ? "." : dir}/${file}`);
+  for (const candidate of candidates) {
+    try {
+      // Execute bits from stat rather than access(X_OK), which Deno's node:fs cannot answer
+      // without --allow-sys=uid (and then throws where no caller can catch it). A file that is
+      // executable but not by us fails at spawn with EACCES: exit code 126.
+      const stat = await fs.stat(candidate);
+      if (stat.isFile() && (stat.mode & 0o111) !== 0) return true;
+    } catch (error) {
+      if (isDenied(error)) return undefined;
+    }
+  }
+  return false;
 }
 
 /**

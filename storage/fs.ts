@@ -19,15 +19,31 @@ const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.strictObject({
 
 type FsModules = {
   fs: typeof import("node:fs/promises");
+  os: typeof import("node:os");
+  process: typeof import("node:process");
 };
 
 let modules: Promise<FsModules> | undefined;
 function load(): Promise<FsModules> {
-  modules ??= import("node:fs/promises").then((fs) => ({ fs }));
+  modules ??= Promise.all([import("node:fs/promises"), import("node:os"), import("node:process")])
+    .then(([fs, os, process]) => ({ fs, os, process: process.default ?? process }));
   return modules;
 }
 
 const TEMP_PREFIX = ".tmp-";
+/** A replace holds its lock for milliseconds; one older than this was left by a dead holder. */
+const LOCK_STALE_MS = 5_000;
+/** How long a replace waits for a live holder before it gives up. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * A version tag that changes with every write: a write renames a fresh file into place, so the
+ * inode changes (the old one is still linked while the new one is created, so the two never
+ * share a number), and mtime (ns) and size come along. Rename does not change any of these.
+ */
+function etagOf(stat: { ino: bigint; mtimeNs: bigint; size: bigint }): string {
+  return `${stat.ino.toString(36)}-${stat.mtimeNs.toString(36)}-${stat.size.toString(36)}`;
+}
 
 function currentDirectory(): string {
   // deno-lint-ignore no-explicit-any
@@ -45,6 +61,11 @@ function errorCode(error: unknown): string | undefined {
  * - `write` is atomic: a temp file in the same folder, then `rename`. Create-only writes link the
  *   temp file into place, which fails atomically when the key exists (`precondition_failed`).
  * - `append` appends in place (logs); `writeStream` streams to a temp file and renames.
+ * - `replace` is a compare-and-swap on a version tag (inode, mtime, size) under a lock file,
+ *   safe against concurrent writers on one machine; a lock left by a dead holder is broken. Across
+ *   machines sharing a network filesystem (NFS) exclusive create is atomic on NFSv3+, but a dead
+ *   holder on another host is only detected by the lock's age (5 s).
+ * - `stat` reports size, version tag and mtime.
  * - `locate(key)` is the absolute file path.
  *
  * @param options `root`: the directory keys are relative to.
@@ -134,6 +155,62 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
     }
   }
 
+  /**
+   * Takes the lock that makes a replace's compare-and-rename atomic against other replaces on
+   * this machine: a `.tmp-<name>.lock` file created exclusively, holding the holder's host and
+   * pid. A lock whose holder died (same host, pid gone) or that is older than LOCK_STALE_MS is
+   * broken, so a writer killed mid-replace never blocks a later reap.
+   */
+  async function lock(path: string): Promise<() => Promise<void>> {
+    const { fs, os, process } = await load();
+    const slash = path.lastIndexOf(separator);
+    const lockPath = `${path.slice(0, slash + 1)}${TEMP_PREFIX}${path.slice(slash + 1)}.lock`;
+    const host = os.hostname();
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        await fs.writeFile(lockPath, JSON.stringify({ host, pid: process.pid }), { flag: "wx" });
+        return () => fs.unlink(lockPath).catch(() => {});
+      } catch (error) {
+        if (errorCode(error) !== "EEXIST") throw error;
+      }
+      if (await lockIsStale(lockPath, host)) {
+        // Renaming first means only one breaker removes this lock file.
+        const broken = `${lockPath}.broken-${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+        await fs.rename(lockPath, broken).then(() => fs.unlink(broken)).catch(() => {});
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new StorageError(`Lock '${lockPath}' is held by a live process`, {
+          adapter: name,
+          operation: "replace",
+          key: path,
+          code: "unavailable",
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 10));
+    }
+  }
+
+  async function lockIsStale(lockPath: string, host: string): Promise<boolean> {
+    const { fs, process } = await load();
+    try {
+      const [stat, text] = await Promise.all([fs.stat(lockPath), fs.readFile(lockPath, "utf8")]);
+      if (Date.now() - stat.mtimeMs > LOCK_STALE_MS) return true;
+      const holder = JSON.parse(text) as { host?: string; pid?: number };
+      if (holder.host !== host || typeof holder.pid !== "number") return false;
+      try {
+        process.kill(holder.pid, 0);
+        return false;
+      } catch (error) {
+        return errorCode(error) === "ESRCH";
+      }
+    } catch {
+      // Gone meanwhile (released), or half-written by a holder that is still creating it.
+      return false;
+    }
+  }
+
   return {
     name,
     async read(key) {
@@ -153,6 +230,7 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       const temp = tempPath(path);
       try {
         await withParent(path, () => fs.writeFile(temp, data));
+        const etag = etagOf(await fs.stat(temp, { bigint: true }));
         if (writeOptions?.ifNoneMatch === "*") {
           // link() refuses an existing target atomically: create-only without a window.
           try {
@@ -170,9 +248,59 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         } else {
           await fs.rename(temp, path);
         }
+        return { etag };
       } catch (error) {
         await fs.unlink(temp).catch(() => {});
         fail(error, "write", key);
+      }
+    },
+    async stat(key) {
+      assertValidKey(name, "stat", key);
+      const { fs } = await load();
+      try {
+        const stat = await fs.stat(pathOf(key), { bigint: true });
+        if (!stat.isFile()) return undefined;
+        return {
+          size: Number(stat.size),
+          etag: etagOf(stat),
+          modifiedAt: new Date(Number(stat.mtimeMs)),
+        };
+      } catch (error) {
+        if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return undefined;
+        fail(error, "stat", key);
+      }
+    },
+    async replace(key, data, replaceOptions) {
+      assertValidKey(name, "replace", key);
+      const { fs } = await load();
+      const path = pathOf(key);
+      const temp = tempPath(path);
+      let release: (() => Promise<void>) | undefined;
+      try {
+        await withParent(path, () => fs.writeFile(temp, data));
+        const etag = etagOf(await fs.stat(temp, { bigint: true }));
+        release = await lock(path);
+        let current: string | undefined;
+        try {
+          current = etagOf(await fs.stat(path, { bigint: true }));
+        } catch (error) {
+          if (errorCode(error) !== "ENOENT") throw error;
+        }
+        if (current === undefined || current !== replaceOptions?.ifMatch) {
+          throw new StorageError("Key changed since it was read", {
+            adapter: name,
+            operation: "replace",
+            key,
+            code: "precondition_failed",
+          });
+        }
+        await fs.rename(temp, path);
+        return { etag };
+      } catch (error) {
+        await fs.unlink(temp).catch(() => {});
+        fail(error, "replace", key);
+      } finally {
+        await release?.();
       }
     },
     async *list(prefix) {

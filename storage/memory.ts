@@ -9,12 +9,13 @@ interface Entry {
   chunks: Uint8Array[];
   size: number;
   etag: string;
+  modifiedAt: Date;
 }
 
 /**
  * Creates a storage that keeps every key in memory. Appends are kept as chunks and joined on
  * read, so appending a large log stays linear. Offers `append`, `replace` (with etags),
- * `writeStream` and `deleteMany`.
+ * `writeStream`, `deleteMany` and `stat`.
  *
  * @returns The storage; `locate(key)` is `memory://<key>`.
  *
@@ -34,7 +35,7 @@ export function createMemoryStorage(): RunStorage {
     typeof data === "string" ? encodeText(data) : data.slice();
   const put = (key: string, data: Uint8Array) => {
     const etag = `m${++version}`;
-    entries.set(key, { chunks: [data], size: data.byteLength, etag });
+    entries.set(key, { chunks: [data], size: data.byteLength, etag, modifiedAt: new Date() });
     return { etag };
   };
 
@@ -70,6 +71,12 @@ export function createMemoryStorage(): RunStorage {
     locate(key) {
       return `memory://${key}`;
     },
+    async stat(key) {
+      assertValidKey(name, "stat", key);
+      const entry = entries.get(key);
+      if (entry === undefined) return undefined;
+      return { size: entry.size, etag: entry.etag, modifiedAt: entry.modifiedAt };
+    },
     async append(key, data) {
       assertValidKey(name, "append", key);
       const entry = entries.get(key);
@@ -78,6 +85,7 @@ export function createMemoryStorage(): RunStorage {
         entry.chunks.push(data.slice());
         entry.size += data.byteLength;
         entry.etag = `m${++version}`;
+        entry.modifiedAt = new Date();
       }
     },
     async replace(key, data, options) {

@@ -9,6 +9,7 @@ import { assertValidKey } from "./keys.ts";
 import type {
   RunStorage,
   StorageReplaceOptions,
+  StorageStat,
   StorageWriteOptions,
   StorageWriteResult,
   StorageWriteStreamOptions,
@@ -114,7 +115,7 @@ const optionsSchema = z.strictObject({
  *
  * Requests are signed with SigV4 (`aws4fetch`) and sent with `fetch`, so the adapter runs on
  * Deno, Node 20+, Deno Deploy and Workers. Besides the required part it offers `replace`
- * (PUT with `If-Match`), `writeStream` (single PUT or multipart upload) and `deleteMany`
+ * (PUT with `If-Match`), `writeStream` (single PUT or multipart upload), `stat` (HEAD) and `deleteMany`
  * (DeleteObjects); it has no `append`. Transient failures (5xx, 429, `SlowDown`, network
  * errors, timeouts) are retried with jittered exponential backoff; when retries run out the
  * error's `code` is `"unavailable"`. Credentials stay inside the adapter's closure.
@@ -381,6 +382,21 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
         return undefined;
       }
       throw failed(call, exchange);
+    },
+
+    async stat(key: string): Promise<StorageStat | undefined> {
+      assertValidKey(ADAPTER, "stat", key);
+      const call: Call = { operation: "stat", key, method: "HEAD", url: objectUrl(key) };
+      const exchange = await send(call);
+      // A HEAD answer has no body, so a 404 carries no error code to tell a missing bucket.
+      if (exchange.status === 404) return undefined;
+      if (exchange.status !== 200) throw failed(call, exchange);
+      const stat: StorageStat = { size: Number(exchange.headers.get("content-length") ?? 0) };
+      const etag = bareEtag(exchange.headers.get("etag"));
+      if (etag !== undefined && etag !== "") stat.etag = etag;
+      const modified = Date.parse(exchange.headers.get("last-modified") ?? "");
+      if (!Number.isNaN(modified)) stat.modifiedAt = new Date(modified);
+      return stat;
     },
 
     async write(

@@ -21,6 +21,33 @@ export interface StorageWriteResult {
   etag?: string;
 }
 
+/** Options of {@linkcode RunStorage.list}. */
+export interface StorageListOptions {
+  /**
+   * Only keys that sort after this one (byte order). Adapters that can skip ahead (S3's
+   * `start-after`) do so; the core filters again, so an adapter may ignore it.
+   */
+  startAfter?: string;
+}
+
+/** What {@linkcode RunStorage.stat} reports about a key. */
+export interface StorageStat {
+  /** Size in bytes. */
+  size: number;
+  /** Version tag of the current bytes, usable with {@linkcode RunStorage.replace}. */
+  etag?: string;
+  /** When the key was last written, by the storage's clock (file mtime, `Last-Modified`). */
+  modifiedAt?: Date;
+}
+
+/** A byte range of {@linkcode RunStorage.readRange}. */
+export interface StorageRange {
+  /** First byte, from 0. */
+  offset: number;
+  /** Bytes to read at most; to the end when omitted. */
+  length?: number;
+}
+
 /** Options of {@linkcode RunStorage.writeStream}. */
 export interface StorageWriteStreamOptions {
   /** Total byte length when known in advance; lets adapters choose a single request. */
@@ -70,8 +97,11 @@ export interface RunStorage {
     options?: StorageWriteOptions,
   ): Promise<StorageWriteResult | void>;
 
-  /** Lists every key starting with `prefix` (not only direct children), in any order. */
-  list(prefix: string): AsyncIterable<string>;
+  /**
+   * Lists every key starting with `prefix` (not only direct children), in any order.
+   * `options.startAfter` is a hint an adapter may ignore (the core filters again).
+   */
+  list(prefix: string, options?: StorageListOptions): AsyncIterable<string>;
 
   /** Deletes a key; deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
@@ -105,6 +135,21 @@ export interface RunStorage {
     source: AsyncIterable<Uint8Array>,
     options?: StorageWriteStreamOptions,
   ): Promise<StorageWriteResult | void>;
+
+  /**
+   * Capability: the size, version tag and modification time of a key, or `undefined` when it
+   * does not exist. A process other than the writer needs the version tag to replace a record
+   * conditionally (a reaper fencing `state.json`); a storage without `stat` and `replace` cannot
+   * be fenced.
+   */
+  stat?(key: string): Promise<StorageStat | undefined>;
+
+  /**
+   * Capability: reads part of a key's bytes; `undefined` when the key does not exist. A range
+   * past the end yields the bytes that exist (possibly none). Lets a follower read only what is
+   * new, and a tail read cost the tail, not the log.
+   */
+  readRange?(key: string, range: StorageRange): Promise<Uint8Array | undefined>;
 
   /** Capability: deletes many keys at once (S3 DeleteObjects). */
   deleteMany?(keys: readonly string[]): Promise<void>;

@@ -1,9 +1,10 @@
 // Runs the storage conformance suite on the filesystem adapter, plus what is special to disk.
 
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { describe, it } from "node:test";
 import { ValidationError } from "../core/errors.ts";
 import { createFsStorage } from "../storage/fs.ts";
@@ -22,7 +23,7 @@ testStorage({
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },
-  capabilities: { append: true, writeStream: true },
+  capabilities: { append: true, writeStream: true, replace: true, stat: true },
 });
 
 describe("createFsStorage()", () => {
@@ -65,6 +66,45 @@ describe("createFsStorage()", () => {
       await storage.write("dir/meta.json", "m", { ifNoneMatch: "*" });
       await storage.write("dir/meta.json", "m2", { ifNoneMatch: "*" }).catch(() => {});
       assert.deepEqual((await readdir(join(root, "dir"))).sort(), ["meta.json", "state.json"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("replace() breaks a lock left by a dead holder instead of waiting for it", async () => {
+    const root = await tempRoot();
+    try {
+      const storage = createFsStorage({ root });
+      const first = await storage.write("dir/state.json", "v1");
+      // A writer killed mid-replace leaves its lock file; pid 2^22+1 is beyond Linux's pid_max.
+      await writeFile(
+        join(root, "dir", ".tmp-state.json.lock"),
+        JSON.stringify({ host: hostname(), pid: 4_194_305 }),
+      );
+      const started = Date.now();
+      await storage.replace!("dir/state.json", "v2", { ifMatch: first!.etag! });
+      assert.ok(Date.now() - started < 2_000, "did not wait for the dead holder");
+      assert.equal(new TextDecoder().decode(await storage.read("dir/state.json")), "v2");
+      assert.deepEqual((await readdir(join(root, "dir"))).sort(), ["state.json"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("replace() waits for a live holder's lock, then compares against what it wrote", async () => {
+    const root = await tempRoot();
+    try {
+      const storage = createFsStorage({ root });
+      const first = await storage.write("dir/state.json", "v1");
+      const lockPath = join(root, "dir", ".tmp-state.json.lock");
+      // Held by this (live) process: the replace must wait, not break it.
+      await writeFile(lockPath, JSON.stringify({ host: hostname(), pid: process.pid }));
+      const pending = storage.replace!("dir/state.json", "v2", { ifMatch: first!.etag! });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal(new TextDecoder().decode(await storage.read("dir/state.json")), "v1");
+      await rm(lockPath);
+      await pending;
+      assert.equal(new TextDecoder().decode(await storage.read("dir/state.json")), "v2");
     } finally {
       await rm(root, { recursive: true, force: true });
     }

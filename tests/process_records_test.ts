@@ -65,6 +65,7 @@ describe("process runs' records", () => {
         "--allow-read",
         "--allow-write",
         "--allow-env",
+        "--allow-sys=hostname",
         fixture,
         dir,
       ], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });

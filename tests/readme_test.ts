@@ -26,7 +26,7 @@ async function quickStart(): Promise<string> {
 /** The permissions the README's quick start gives `deno run`, read from the README itself. */
 async function quickStartFlags(): Promise<string[]> {
   const readme = await readFile(join(root, "README.md"), "utf8");
-  const line = /Deno: `deno run ((?:--allow-\w+ )+)quickstart\.ts`/.exec(readme);
+  const line = /Deno:\s+`deno run ((?:--allow-[\w=]+ )+)quickstart\.ts`/.exec(readme);
   assert.ok(line !== null, "README.md does not say how to run the quick start under Deno");
   return line[1].trim().split(" ");
 }

@@ -132,6 +132,17 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
         headers: [["etag", `"${object.etag}"`], ...(object.meta ?? [])],
       });
     }
+    if (request.method === "HEAD") {
+      const object = objects.get(key);
+      if (object === undefined) return new Response(null, { status: 404 });
+      return new Response(null, {
+        headers: [
+          ["etag", `"${object.etag}"`],
+          ["content-length", String(object.data.byteLength)],
+          ["last-modified", new Date().toUTCString()],
+        ],
+      });
+    }
     if (request.method === "DELETE") {
       if (q.has("uploadId")) uploads.delete(q.get("uploadId")!);
       else objects.delete(key);
@@ -1110,7 +1121,13 @@ describe("createS3Storage() on Ceph RGW", () => {
 
 // ------------------------------------------------------------------ conformance suite
 
-const SUITE_CAPABILITIES = { append: false, replace: true, writeStream: true, deleteMany: true };
+const SUITE_CAPABILITIES = {
+  append: false,
+  replace: true,
+  writeStream: true,
+  deleteMany: true,
+  stat: true,
+};
 
 testStorage({
   name: "s3 (fake fetch)",

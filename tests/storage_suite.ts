@@ -22,6 +22,7 @@ export interface StorageSuiteOptions {
     replace?: boolean;
     writeStream?: boolean;
     deleteMany?: boolean;
+    stat?: boolean;
   };
   /** Keys to list in the paging test (S3 pages at 1,000). */
   listCount?: number;
@@ -239,6 +240,69 @@ export function testStorage(options: StorageSuiteOptions): void {
           assert.equal(text(await storage.read("s/state.json")), "v2");
           await storage.replace!("s/state.json", "v4", { ifMatch: second.etag! });
           assert.equal(text(await storage.read("s/state.json")), "v4");
+        }));
+    }
+    if (caps.replace) {
+      it("lets exactly one of 10 concurrent replaces with the same etag win", () =>
+        using(async (storage) => {
+          const first = await storage.write("s/race.json", "v0");
+          const results = await Promise.allSettled(
+            Array.from(
+              { length: 10 },
+              (_, i) => storage.replace!("s/race.json", `v${i + 1}`, { ifMatch: first!.etag! }),
+            ),
+          );
+          const won = results.flatMap((r, i) => r.status === "fulfilled" ? [i + 1] : []);
+          assert.equal(won.length, 1, `exactly one winner, got ${won.length}`);
+          for (const r of results) {
+            if (r.status === "rejected") {
+              assert.ok(r.reason instanceof StorageError, String(r.reason));
+              assert.equal(r.reason.code, "precondition_failed");
+            }
+          }
+          assert.equal(text(await storage.read("s/race.json")), `v${won[0]}`);
+        }));
+
+      it("refuses a replace of a missing key with precondition_failed", () =>
+        using(async (storage) => {
+          await expectStorageError(
+            storage.replace!("s/none.json", "v1", { ifMatch: "anything" }),
+            "precondition_failed",
+          );
+          assert.equal(await storage.read("s/none.json"), undefined);
+        }));
+    }
+    it(`${caps.stat ? "offers" : "does not offer"} stat`, () =>
+      using((storage) => {
+        assert.equal(typeof storage.stat === "function", caps.stat === true);
+        return Promise.resolve();
+      }));
+    if (caps.stat) {
+      it("stats a key: size, modification time, and a version tag replace accepts", () =>
+        using(async (storage) => {
+          assert.equal(await storage.stat!("s/missing.json"), undefined);
+          const before = Date.now();
+          const written = await storage.write("s/st.json", "hello stat");
+          const stat = await storage.stat!("s/st.json");
+          assert.ok(stat !== undefined);
+          assert.equal(stat.size, 10);
+          assert.ok(stat.modifiedAt instanceof Date, "modifiedAt is a Date");
+          // Server clocks may differ a little from ours (S3 has 1 s resolution).
+          assert.ok(Math.abs(stat.modifiedAt.getTime() - before) < 60_000, "modifiedAt is now");
+          if (written && written.etag !== undefined) assert.equal(stat.etag, written.etag);
+          if (caps.replace) {
+            // A process that did not write the key (a reaper) replaces it through stat's tag.
+            assert.ok(typeof stat.etag === "string" && stat.etag !== "");
+            const replaced = await storage.replace!("s/st.json", "reaped", { ifMatch: stat.etag });
+            const after = await storage.stat!("s/st.json");
+            assert.equal(after?.etag, replaced.etag);
+            assert.notEqual(after?.etag, stat.etag);
+            await expectStorageError(
+              storage.replace!("s/st.json", "late writer", { ifMatch: stat.etag }),
+              "precondition_failed",
+            );
+            assert.equal(text(await storage.read("s/st.json")), "reaped");
+          }
         }));
     }
     if (caps.writeStream) {

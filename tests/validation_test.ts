@@ -98,7 +98,8 @@ const runCases: RunCase[] = [
     label: "maxOutputBytes given as text",
     options: { maxOutputBytes: "lots" },
     field: "maxOutputBytes",
-    expected: "must be a non-negative integer (bytes per stream) or { stdout?, stderr? } of those",
+    expected:
+      "must be a non-negative integer (bytes per stream) or { stdout?, stderr?, headRatio? }",
   },
   {
     label: "a negative maxOutputBytes",
