@@ -5,6 +5,7 @@ import { z } from "zod";
 import { StorageError, type StorageErrorCode } from "../core/errors.ts";
 import { parseOrThrow } from "../core/schemas.ts";
 import { assertValidKey } from "./keys.ts";
+import { hostName } from "../core/owner.ts";
 import type { RunStorage } from "./types.ts";
 
 /** Options of {@linkcode createFsStorage}. */
@@ -19,14 +20,13 @@ const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.strictObject({
 
 type FsModules = {
   fs: typeof import("node:fs/promises");
-  os: typeof import("node:os");
   process: typeof import("node:process");
 };
 
 let modules: Promise<FsModules> | undefined;
 function load(): Promise<FsModules> {
-  modules ??= Promise.all([import("node:fs/promises"), import("node:os"), import("node:process")])
-    .then(([fs, os, process]) => ({ fs, os, process: process.default ?? process }));
+  modules ??= Promise.all([import("node:fs/promises"), import("node:process")])
+    .then(([fs, process]) => ({ fs, process: process.default ?? process }));
   return modules;
 }
 
@@ -162,10 +162,11 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
    * broken, so a writer killed mid-replace never blocks a later reap.
    */
   async function lock(path: string): Promise<() => Promise<void>> {
-    const { fs, os, process } = await load();
+    const { fs, process } = await load();
     const slash = path.lastIndexOf(separator);
     const lockPath = `${path.slice(0, slash + 1)}${TEMP_PREFIX}${path.slice(slash + 1)}.lock`;
-    const host = os.hostname();
+    // Without a host name (Deno without --allow-sys) a dead holder is told by the lock's age.
+    const host = await hostName() ?? "";
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
@@ -198,7 +199,7 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       const [stat, text] = await Promise.all([fs.stat(lockPath), fs.readFile(lockPath, "utf8")]);
       if (Date.now() - stat.mtimeMs > LOCK_STALE_MS) return true;
       const holder = JSON.parse(text) as { host?: string; pid?: number };
-      if (holder.host !== host || typeof holder.pid !== "number") return false;
+      if (host === "" || holder.host !== host || typeof holder.pid !== "number") return false;
       try {
         process.kill(holder.pid, 0);
         return false;
