@@ -3,9 +3,11 @@
 import { z } from "zod";
 import { ValidationError } from "../core/errors.ts";
 import type { ValidationIssue } from "../core/errors.ts";
-import { assertValidKey } from "./keys.ts";
+import { assertValidKey, assertValidRange } from "./keys.ts";
 import type {
   RunStorage,
+  StorageListOptions,
+  StorageRange,
   StorageReplaceOptions,
   StorageStat,
   StorageWriteOptions,
@@ -115,8 +117,9 @@ const optionsSchema = z.strictObject({
  *
  * Requests are signed with SigV4 (`aws4fetch`) and sent with `fetch`, so the adapter runs on
  * Deno, Node 20+, Deno Deploy and Workers. Besides the required part it offers `replace`
- * (PUT with `If-Match`), `writeStream` (single PUT or multipart upload), `stat` (HEAD) and `deleteMany`
- * (DeleteObjects); it has no `append`. Transient failures (5xx, 429, `SlowDown`, network
+ * (PUT with `If-Match`), `writeStream` (single PUT or multipart upload), `stat` (HEAD),
+ * `readRange` (GET with `Range`) and `deleteMany` (DeleteObjects); `list` honours `startAfter`
+ * (`start-after`); it has no `append`. Transient failures (5xx, 429, `SlowDown`, network
  * errors, timeouts) are retried with jittered exponential backoff; when retries run out the
  * error's `code` is `"unavailable"`. Credentials stay inside the adapter's closure.
  *
@@ -267,6 +270,35 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
       return stat;
     },
 
+    async readRange(key: string, range: StorageRange): Promise<Uint8Array | undefined> {
+      assertValidKey(ADAPTER, "readRange", key);
+      assertValidRange(range);
+      if (range.length === 0) {
+        return (await storage.stat!(key)) === undefined ? undefined : new Uint8Array(0);
+      }
+      const last = range.length === undefined ? "" : String(range.offset + range.length - 1);
+      const call: Call = {
+        operation: "readRange",
+        key,
+        method: "GET",
+        url: objectUrl(key),
+        headers: { range: `bytes=${range.offset}-${last}` },
+      };
+      const exchange = await send(call);
+      if (exchange.status === 206) return exchange.body;
+      // A server that ignores Range sends the whole object: cut the range out of it.
+      if (exchange.status === 200) {
+        const end = range.length === undefined ? undefined : range.offset + range.length;
+        return exchange.body.slice(range.offset, end);
+      }
+      // A range that starts at or past the end (an empty object included) exists but is empty.
+      if (exchange.status === 416) return new Uint8Array(0);
+      if (exchange.status === 404 && (exchange.code ?? "NoSuchKey") === "NoSuchKey") {
+        return undefined;
+      }
+      throw failed(call, exchange);
+    },
+
     async write(
       key: string,
       data: Uint8Array | string,
@@ -279,9 +311,12 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
       return await put("write", key, toBytes(data), conditional);
     },
 
-    async *list(listPrefix: string): AsyncIterable<string> {
+    async *list(listPrefix: string, options?: StorageListOptions): AsyncIterable<string> {
       assertValidKey(ADAPTER, "list", listPrefix, true);
-      yield* listKeys(bucket, listPrefix);
+      if (options?.startAfter !== undefined) {
+        assertValidKey(ADAPTER, "list", options.startAfter, true);
+      }
+      yield* listKeys(bucket, listPrefix, options?.startAfter);
     },
 
     async delete(key: string): Promise<void> {

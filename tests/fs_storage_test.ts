@@ -23,7 +23,7 @@ testStorage({
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },
-  capabilities: { append: true, writeStream: true, replace: true, stat: true },
+  capabilities: { append: true, writeStream: true, replace: true, stat: true, readRange: true },
 });
 
 describe("createFsStorage()", () => {

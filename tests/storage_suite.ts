@@ -23,6 +23,7 @@ export interface StorageSuiteOptions {
     writeStream?: boolean;
     deleteMany?: boolean;
     stat?: boolean;
+    readRange?: boolean;
   };
   /** Keys to list in the paging test (S3 pages at 1,000). */
   listCount?: number;
@@ -143,6 +144,25 @@ export function testStorage(options: StorageSuiteOptions): void {
           await Promise.all(batch);
         }
         assert.deepEqual(await keys(storage, "many/"), expected.sort());
+      }));
+
+    it("lists the keys after startAfter when asked (a hint the core filters again)", () =>
+      using(async (storage) => {
+        const all = ["sa/0000000001", "sa/0000000002", "sa/0000000003", "sa/0000000010"];
+        await Promise.all(all.map((key) => storage.write(key, key)));
+        const listed: string[] = [];
+        for await (const key of storage.list("sa/", { startAfter: "sa/0000000002" })) {
+          listed.push(key);
+        }
+        // The hint may be ignored, but no key after it may be missed.
+        const after = listed.filter((key) => key > "sa/0000000002").sort();
+        assert.deepEqual(after, ["sa/0000000003", "sa/0000000010"]);
+        assert.ok(listed.every((key) => all.includes(key)), "only keys under the prefix");
+        const none: string[] = [];
+        for await (const key of storage.list("sa/", { startAfter: "sa/0000000010" })) {
+          if (key > "sa/0000000010") none.push(key);
+        }
+        assert.deepEqual(none, []);
       }));
 
     it("deletes a key, and deleting a missing key succeeds", () =>
@@ -303,6 +323,44 @@ export function testStorage(options: StorageSuiteOptions): void {
             );
             assert.equal(text(await storage.read("s/st.json")), "reaped");
           }
+        }));
+    }
+    it(`${caps.readRange ? "offers" : "does not offer"} readRange`, () =>
+      using((storage) => {
+        assert.equal(typeof storage.readRange === "function", caps.readRange === true);
+        return Promise.resolve();
+      }));
+    if (caps.readRange) {
+      it("reads a byte range: from an offset, with a length, past the end, of a missing key", () =>
+        using(async (storage) => {
+          await storage.write("r/digits", "0123456789");
+          const range = async (offset: number, length?: number) =>
+            text(await storage.readRange!("r/digits", { offset, length }));
+          assert.equal(await range(0, 3), "012");
+          assert.equal(await range(3), "3456789");
+          assert.equal(await range(8, 10), "89", "a range past the end gives what exists");
+          assert.equal(await range(10), "");
+          assert.equal(await range(25, 4), "");
+          assert.equal(await range(4, 0), "");
+          assert.equal(await storage.readRange!("r/missing", { offset: 0 }), undefined);
+          assert.equal(await storage.readRange!("r/missing", { offset: 0, length: 0 }), undefined);
+          await storage.write("r/empty", "");
+          assert.deepEqual(await storage.readRange!("r/empty", { offset: 0 }), new Uint8Array(0));
+          await assert.rejects(storage.readRange!("r/digits", { offset: -1 }), TypeError);
+          await assert.rejects(
+            storage.readRange!("r/digits", { offset: 0, length: 1.5 }),
+            TypeError,
+          );
+        }));
+      it("reads a range of a 6 MiB value byte-exact", () =>
+        using(async (storage) => {
+          const big = new Uint8Array(6 * 1024 * 1024);
+          for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
+          await storage.write("r/big", big);
+          const middle = await storage.readRange!("r/big", { offset: 3_000_001, length: 70_000 });
+          assert.deepEqual(middle, big.subarray(3_000_001, 3_070_001));
+          const tail = await storage.readRange!("r/big", { offset: big.length - 65_536 });
+          assert.deepEqual(tail, big.subarray(big.length - 65_536));
         }));
     }
     if (caps.writeStream) {
