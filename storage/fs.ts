@@ -66,7 +66,8 @@ function errorCode(error: unknown): string | undefined {
  *   machines sharing a network filesystem (NFS) exclusive create is atomic on NFSv3+, but a dead
  *   holder on another host is only detected by the lock's age (5 s).
  * - `stat` reports size, version tag and mtime; `readRange` reads part of a file through a file
- *   handle, in memory proportional to the range.
+ *   handle, in memory proportional to the range; `listPrefixes` reads one directory.
+ * - `delete` removes folders the deletion left empty, as object storage has no empty folders.
  * - `locate(key)` is the absolute file path.
  *
  * @param options `root`: the directory keys are relative to.
@@ -346,6 +347,26 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         fail(error, "list", prefix);
       }
     },
+    async *listPrefixes(prefix, listOptions) {
+      assertValidKey(name, "listPrefixes", prefix, true);
+      if (prefix !== "" && !prefix.endsWith("/")) {
+        throw new TypeError(`listPrefixes() prefix must be "" or end in '/'; got '${prefix}'`);
+      }
+      const { fs } = await load();
+      let children;
+      try {
+        children = await fs.readdir(pathOf(prefix.slice(0, -1)), { withFileTypes: true });
+      } catch (error) {
+        if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return;
+        fail(error, "listPrefixes", prefix);
+      }
+      const after = listOptions?.startAfter;
+      const folders = children
+        .filter((child) => child.isDirectory() && !child.name.startsWith(TEMP_PREFIX))
+        .map((child) => `${prefix}${child.name}/`)
+        .sort();
+      for (const folder of folders) if (after === undefined || folder > after) yield folder;
+    },
     async delete(key) {
       assertValidKey(name, "delete", key);
       const { fs } = await load();
@@ -353,6 +374,16 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         await fs.unlink(pathOf(key));
       } catch (error) {
         if (errorCode(error) !== "ENOENT") fail(error, "delete", key);
+      }
+      // Folders exist only for their keys, as on object storage: a folder left empty goes too,
+      // so a deleted run does not linger as an empty directory in listings.
+      const parts = key.split("/");
+      for (let depth = parts.length - 1; depth > 0; depth--) {
+        try {
+          await fs.rmdir(pathOf(parts.slice(0, depth).join("/")));
+        } catch {
+          break; // not empty (or gone, or in use): stop climbing
+        }
       }
     },
     locate(key) {

@@ -15,7 +15,7 @@ interface Entry {
 /**
  * Creates a storage that keeps every key in memory. Appends are kept as chunks and joined on
  * read, so appending a large log stays linear. Offers `append`, `replace` (with etags),
- * `writeStream`, `deleteMany`, `stat` and `readRange`.
+ * `writeStream`, `deleteMany`, `stat`, `readRange` and `listPrefixes`.
  *
  * @returns The storage; `locate(key)` is `memory://<key>`.
  *
@@ -74,6 +74,19 @@ export function createMemoryStorage(): RunStorage {
       const after = options?.startAfter;
       for (const key of [...entries.keys()]) {
         if (key.startsWith(prefix) && (after === undefined || key > after)) yield key;
+      }
+    },
+    async *listPrefixes(prefix, options) {
+      assertValidKey(name, "listPrefixes", prefix, true);
+      const found = new Set<string>();
+      for (const key of entries.keys()) {
+        if (!key.startsWith(prefix)) continue;
+        const slash = key.indexOf("/", prefix.length);
+        if (slash > prefix.length) found.add(key.slice(0, slash + 1));
+      }
+      const after = options?.startAfter;
+      for (const folder of [...found].sort()) {
+        if (after === undefined || folder > after) yield folder;
       }
     },
     async delete(key) {

@@ -17,7 +17,7 @@ import type {
 import type { BucketContext } from "./s3/context.ts";
 import { deleteKeys } from "./s3/delete-many.ts";
 import { bareEtag, bytesEqual, contentType, encodeSegment, toBytes } from "./s3/encoding.ts";
-import { listKeys } from "./s3/listing.ts";
+import { listFolders, listKeys } from "./s3/listing.ts";
 import { MIN_PART_SIZE, writeStream } from "./s3/multipart.ts";
 import { ADAPTER, type Call, createTransport } from "./s3/transport.ts";
 
@@ -118,8 +118,8 @@ const optionsSchema = z.strictObject({
  * Requests are signed with SigV4 (`aws4fetch`) and sent with `fetch`, so the adapter runs on
  * Deno, Node 20+, Deno Deploy and Workers. Besides the required part it offers `replace`
  * (PUT with `If-Match`), `writeStream` (single PUT or multipart upload), `stat` (HEAD),
- * `readRange` (GET with `Range`) and `deleteMany` (DeleteObjects); `list` honours `startAfter`
- * (`start-after`); it has no `append`. Transient failures (5xx, 429, `SlowDown`, network
+ * `readRange` (GET with `Range`), `listPrefixes` (`delimiter=/`) and `deleteMany`
+ * (DeleteObjects); `list` honours `startAfter` (`start-after`); it has no `append`. Transient failures (5xx, 429, `SlowDown`, network
  * errors, timeouts) are retried with jittered exponential backoff; when retries run out the
  * error's `code` is `"unavailable"`. Credentials stay inside the adapter's closure.
  *
@@ -317,6 +317,20 @@ export function createS3Storage(options: S3StorageOptions): RunStorage {
         assertValidKey(ADAPTER, "list", options.startAfter, true);
       }
       yield* listKeys(bucket, listPrefix, options?.startAfter);
+    },
+
+    async *listPrefixes(
+      listPrefix: string,
+      options?: StorageListOptions,
+    ): AsyncIterable<string> {
+      assertValidKey(ADAPTER, "listPrefixes", listPrefix, true);
+      if (listPrefix !== "" && !listPrefix.endsWith("/")) {
+        throw new TypeError(`listPrefixes() prefix must be "" or end in '/'; got '${listPrefix}'`);
+      }
+      if (options?.startAfter !== undefined) {
+        assertValidKey(ADAPTER, "listPrefixes", options.startAfter, true);
+      }
+      yield* listFolders(bucket, listPrefix, options?.startAfter);
     },
 
     async delete(key: string): Promise<void> {

@@ -14,5 +14,6 @@ testStorage({
     deleteMany: true,
     stat: true,
     readRange: true,
+    listPrefixes: true,
   },
 });

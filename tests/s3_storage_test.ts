@@ -94,7 +94,12 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
         const after = q.get("continuation-token") !== null
           ? atob(q.get("continuation-token")!)
           : q.get("start-after") ?? "";
-        const all = [...objects.keys()].filter((k) => k.startsWith(prefix) && k > after).sort();
+        const delimiter = q.get("delimiter");
+        const folded = [...objects.keys()].filter((k) => k.startsWith(prefix)).map((k) => {
+          const cut = delimiter === null ? -1 : k.indexOf(delimiter, prefix.length);
+          return cut < 0 ? k : k.slice(0, cut + 1);
+        });
+        const all = [...new Set(folded)].filter((k) => k > after).sort();
         const size = Math.min(Number(q.get("max-keys") ?? 1000), options.pageSize ?? 1000);
         const page = all.slice(0, size);
         const truncated = all.length > size;
@@ -105,7 +110,11 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
           `<ListBucketResult><Name>${bucket}</Name>${
             encode ? "<EncodingType>url</EncodingType>" : ""
           }` +
-            page.map((k) => `<Contents><Key>${shown(k)}</Key><Size>1</Size></Contents>`).join("") +
+            page.map((k) =>
+              delimiter !== null && k.endsWith(delimiter)
+                ? `<CommonPrefixes><Prefix>${shown(k)}</Prefix></CommonPrefixes>`
+                : `<Contents><Key>${shown(k)}</Key><Size>1</Size></Contents>`
+            ).join("") +
             `<IsTruncated>${truncated}</IsTruncated>` +
             (truncated
               ? `<NextContinuationToken>${btoa(page.at(-1)!)}</NextContinuationToken>`
@@ -1168,6 +1177,7 @@ const SUITE_CAPABILITIES = {
   deleteMany: true,
   stat: true,
   readRange: true,
+  listPrefixes: true,
 };
 
 testStorage({

@@ -24,6 +24,7 @@ export interface StorageSuiteOptions {
     deleteMany?: boolean;
     stat?: boolean;
     readRange?: boolean;
+    listPrefixes?: boolean;
   };
   /** Keys to list in the paging test (S3 pages at 1,000). */
   listCount?: number;
@@ -361,6 +362,59 @@ export function testStorage(options: StorageSuiteOptions): void {
           assert.deepEqual(middle, big.subarray(3_000_001, 3_070_001));
           const tail = await storage.readRange!("r/big", { offset: big.length - 65_536 });
           assert.deepEqual(tail, big.subarray(big.length - 65_536));
+        }));
+    }
+    it(`${caps.listPrefixes ? "offers" : "does not offer"} listPrefixes`, () =>
+      using((storage) => {
+        assert.equal(typeof storage.listPrefixes === "function", caps.listPrefixes === true);
+        return Promise.resolve();
+      }));
+    if (caps.listPrefixes) {
+      it("lists the folders right under a prefix, each once, in order, after startAfter", () =>
+        using(async (storage) => {
+          const written = [
+            "lp/t1/r2/meta.json",
+            "lp/t1/r2/stdout.log.segments/0000000001",
+            "lp/t1/r1/meta.json",
+            "lp/t1/r1/artifacts/a/b.txt",
+            "lp/t1/file.txt",
+            "lp/t2/r9/state.json",
+            "lpx/t3/r1/meta.json",
+          ];
+          await Promise.all(written.map((key) => storage.write(key, "x")));
+          const folders = async (prefix: string, startAfter?: string) => {
+            const out: string[] = [];
+            for await (const f of storage.listPrefixes!(prefix, { startAfter })) out.push(f);
+            return out;
+          };
+          assert.deepEqual(await folders("lp/"), ["lp/t1/", "lp/t2/"]);
+          assert.deepEqual(await folders("lp/t1/"), ["lp/t1/r1/", "lp/t1/r2/"]);
+          assert.deepEqual(await folders("lp/t1/", "lp/t1/r1/"), ["lp/t1/r2/"]);
+          assert.deepEqual(await folders("lp/none/"), []);
+          assert.ok((await folders("")).includes("lpx/"));
+          // A folder whose last key is deleted is gone, as on object storage.
+          await storage.delete("lp/t2/r9/state.json");
+          assert.deepEqual(await folders("lp/"), ["lp/t1/"]);
+        }));
+      it("pages folder listings past 1,000 folders", () =>
+        using(async (storage) => {
+          const count = options.listCount ?? 1200;
+          const expected: string[] = [];
+          for (let start = 0; start < count; start += 50) {
+            const batch = [];
+            for (let i = start; i < Math.min(count, start + 50); i++) {
+              const folder = `pf/${String(i).padStart(5, "0")}/`;
+              expected.push(folder);
+              batch.push(
+                storage.write(`${folder}meta.json`, "m"),
+                storage.write(`${folder}s`, "s"),
+              );
+            }
+            await Promise.all(batch);
+          }
+          const out: string[] = [];
+          for await (const f of storage.listPrefixes!("pf/")) out.push(f);
+          assert.deepEqual(out, expected);
         }));
     }
     if (caps.writeStream) {
