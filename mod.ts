@@ -41,20 +41,25 @@ export type {
   WorkerExecutionOutcome,
   WorkerExecutor,
 } from "./core/executor.ts";
-export { listRuns, readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
+export { readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
 export type {
-  ListRunsOptions,
-  RunListEntry,
+  ReadRunLogOptions,
   RunLiveness,
+  RunLivenessOptions,
   RunRef,
   StoredArtifact,
   StoredRun,
 } from "./core/read.ts";
+export { listRuns, listRunsPage } from "./core/list.ts";
+export type { ListRunsOptions, RunListEntry, RunListPage } from "./core/list.ts";
+export { followRunLog, watchRun } from "./core/follow.ts";
+export type { FollowRunLogOptions, RunChange, WatchRunOptions } from "./core/follow.ts";
 export {
   isPreconditionFailed,
   NotFoundError,
   RunConflictError,
   RunnerError,
+  RunStaleError,
   StorageError,
   ValidationError,
 } from "./core/errors.ts";
