@@ -42,6 +42,9 @@ export type {
   WorkerExecutor,
 } from "./core/executor.ts";
 export { readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
+export { reapRun, reapRuns } from "./core/reap.ts";
+export type { ReapResult, ReapRunOptions, ReapRunsEntry, ReapRunsOptions } from "./core/reap.ts";
+export type { WorkerProcessInfo } from "./core/owner.ts";
 export type {
   ReadRunLogOptions,
   RunLiveness,

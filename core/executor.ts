@@ -1,5 +1,6 @@
 // The executor contract: what a worker receives (the prepared run and a context) and returns.
 
+import type { WorkerProcessInfo } from "./owner.ts";
 import type {
   PreparedStepRun,
   StepArtifact,
@@ -43,6 +44,11 @@ export interface WorkerExecutionContext {
     data: string | Uint8Array,
     options?: SaveArtifactOptions,
   ): Promise<StepArtifact>;
+  /**
+   * Records the worker's process (pid, process group) in `state.json`'s `owner`, so an operator
+   * or a reaper can find it. Executors that start a process call it once it runs.
+   */
+  reportProcess?(info: WorkerProcessInfo): void;
 }
 
 /** What an executor reports when it finishes. */

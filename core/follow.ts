@@ -4,7 +4,8 @@
 import type { RunStorage } from "../storage/types.ts";
 import { RunStaleError } from "./errors.ts";
 import { logKey } from "./layout.ts";
-import { listSegments, readKeyRange, segmentIndex } from "./log-range.ts";
+import { readKeyRange } from "./log-range.ts";
+import { listSegments, segmentIndex } from "./segments.ts";
 import {
   checkChannel,
   keysOf,

@@ -3,12 +3,10 @@
 
 import type { RunStorage } from "../storage/types.ts";
 import { concatBytes } from "./bytes.ts";
-import { segmentPrefix } from "./layout.ts";
+import { listSegments } from "./segments.ts";
 
 /** Which bytes to read: a range from `offset`, or the last `tail` bytes. */
 export type LogRange = { offset: number; length?: number } | { tail: number };
-
-const SEGMENT_NAME = /^\d{10}$/;
 
 /**
  * Reads part of a key's bytes with `readRange` when the storage has it, else reads the whole
@@ -47,46 +45,6 @@ async function readKeyTail(
   }
   const whole = await storage.read(key);
   return whole === undefined ? undefined : whole.slice(Math.max(0, whole.byteLength - tail));
-}
-
-/**
- * The index of a segment key (`<log>.segments/0000000042` → 42), or `undefined` for a key
- * that is no segment.
- *
- * @param logKey The log's key.
- * @param key A listed key.
- * @returns The index, from 1.
- */
-export function segmentIndex(logKey: string, key: string): number | undefined {
-  const prefix = segmentPrefix(logKey);
-  if (!key.startsWith(prefix)) return undefined;
-  const name = key.slice(prefix.length);
-  return SEGMENT_NAME.test(name) ? Number(name) : undefined;
-}
-
-/**
- * The segment keys of a live log after `afterKey` (all when omitted), in index order. The
- * storage's `startAfter` hint makes this cost what is new on S3; the filter here keeps it right
- * on adapters that ignore the hint.
- *
- * @param storage The storage.
- * @param logKey The log's key.
- * @param afterKey The last segment key already seen.
- * @returns The segment keys, sorted.
- */
-export async function listSegments(
-  storage: RunStorage,
-  logKey: string,
-  afterKey?: string,
-): Promise<string[]> {
-  const out: string[] = [];
-  const options = afterKey === undefined ? undefined : { startAfter: afterKey };
-  for await (const key of storage.list(segmentPrefix(logKey), options)) {
-    if (segmentIndex(logKey, key) === undefined) continue;
-    if (afterKey === undefined || key > afterKey) out.push(key);
-  }
-  // Ten-digit names sort by index.
-  return out.sort();
 }
 
 /**

@@ -18,7 +18,8 @@ import {
   type RunLogSession,
 } from "./log-session.ts";
 import { createRedactor, type Redactor } from "./redact.ts";
-import { createRunWriter, type RunWriter } from "./run-writer.ts";
+import { createRunWriter, type PersistedProgress, type RunWriter } from "./run-writer.ts";
+import { describeOwner } from "./owner.ts";
 import {
   DEFAULT_RUN_LAYOUT_VERSION,
   type PreparedStepRun,
@@ -141,16 +142,23 @@ export async function openRun(
     checkpointManager,
   };
   if (redactor && run.state.summary) run.state.summary = redactor.redactText(run.state.summary);
-  const snapshot = (persistedSeq: number): RunStateSnapshot => {
+  const owner = await describeOwner();
+  run.state.owner = owner;
+  // What a state write may claim: the stored sequence and bytes, never what is still buffered.
+  // The terminal status comes only with `final`, written once by close(): the commit point.
+  const snapshot = (persisted: PersistedProgress, final?: RunStatePatch): RunStateSnapshot => {
     const dropped = { stdout: session.stdout.droppedBytes, stderr: session.stderr.droppedBytes };
     run.state = {
       ...run.state,
       updatedAt: new Date().toISOString(),
-      lastEventSeq: persistedSeq,
-      checkpointSeq: checkpoint.lastCheckpointSeq,
-      stdoutBytes: session.stdout.byteCount,
-      stderrBytes: session.stderr.byteCount,
+      lastEventSeq: persisted.seq,
+      stdoutBytes: persisted.stdoutBytes,
+      stderrBytes: persisted.stderrBytes,
+      ...(persisted.lastOutputAt !== undefined
+        ? { lastOutputAt: new Date(persisted.lastOutputAt).toISOString() }
+        : {}),
       ...(dropped.stdout + dropped.stderr > 0 ? { droppedBytes: dropped } : {}),
+      ...final,
     };
     return run.state;
   };

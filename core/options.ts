@@ -2,6 +2,7 @@
 
 import { z } from "zod";
 import { createFsStorage } from "../storage/fs.ts";
+import { guardStorage } from "../storage/guard.ts";
 import type { RunStorage } from "../storage/types.ts";
 import { isAbsolutePath, normalizePrefix } from "./layout.ts";
 import { MIN_SECRET_LENGTH } from "./redact.ts";
@@ -78,7 +79,7 @@ export function resolveStorage(
 ): { storage: RunStorage; runsRoot: string } {
   const runsRootDir = request.runtime.runsRootDir;
   if (options.storage !== undefined) {
-    return { storage: options.storage, runsRoot: normalizePrefix(runsRootDir) };
+    return { storage: guardStorage(options.storage), runsRoot: normalizePrefix(runsRootDir) };
   }
   if (runsRootDir !== undefined && isAbsolutePath(runsRootDir)) {
     return { storage: createFsStorage({ root: runsRootDir }), runsRoot: "" };

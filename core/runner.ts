@@ -17,7 +17,8 @@ import type {
   StructuredData,
 } from "./types.ts";
 import { type RunStepOptions, streamLimit } from "./options.ts";
-import { openRun, persistCheckpoint, recordEvent } from "./open-run.ts";
+import { openRun, patchState, persistCheckpoint, recordEvent } from "./open-run.ts";
+import type { WorkerProcessInfo } from "./owner.ts";
 import { createStreamWriter } from "./streams.ts";
 import {
   abortReason,
@@ -185,6 +186,14 @@ export async function runStep(
         }
         return saveArtifact(live, name, data, artifactOptions);
       },
+      reportProcess: (info) => {
+        if (closed) return;
+        const worker: WorkerProcessInfo = { pid: info.pid };
+        if (info.pgid !== undefined) worker.pgid = info.pgid;
+        patchState(run, { owner: { ...run.state.owner, worker } });
+        // Stored at once: a reaper or an operator needs it while the worker runs.
+        writer.flush().catch(() => {});
+      },
     };
     const execution: Promise<Ending> = Promise.resolve()
       .then(() => executor.execute(run, context))
@@ -254,7 +263,7 @@ export async function runStep(
       createdAt: finishedAt,
       message: summary,
       data: terminalData,
-    }, { status, finishedAt, summary, exitCode, ...(reason !== undefined ? { reason } : {}) });
+    });
 
     await persistCheckpoint(
       live,
@@ -266,7 +275,15 @@ export async function runStep(
         `Captured combined log tail after ${outcome.outcome} for ${request.stepId}.`,
       ),
     );
-    await writer.close();
+    // The commit point: the terminal state is written after every other record is stored.
+    await writer.close({
+      status,
+      finishedAt,
+      summary,
+      exitCode,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(outcome.signal !== undefined ? { signal: outcome.signal } : {}),
+    });
 
     const logSummary = summarizeLocalRunLogSession(session);
     const durationMs = Math.max(0, Date.parse(finishedAt) - Date.parse(live.startedAt));

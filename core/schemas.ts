@@ -144,6 +144,15 @@ export const RunStateSnapshotSchema: RunnerSchema<RunStateSnapshot> = z.object({
   stderrBytes: z.number().optional(),
   droppedBytes: z.object({ stdout: z.number(), stderr: z.number() }).optional(),
   reason: z.string().optional(),
+  signal: z.string().optional(),
+  lastOutputAt: z.string().optional(),
+  owner: z.object({
+    host: z.string().optional(),
+    bootId: z.string().optional(),
+    pid: z.number().optional(),
+    runtime: z.string().optional(),
+    worker: z.object({ pid: z.number(), pgid: z.number().optional() }).optional(),
+  }).optional(),
 });
 
 const structuredValue: z.ZodType<unknown> = z.lazy(() =>

@@ -1,6 +1,7 @@
 // The runner's data model: request, stored records, log entries, run handle and result.
 
 import type { CheckpointRecord, CheckpointState, RunCheckpointManager } from "./checkpoints.ts";
+import type { RunOwner } from "./owner.ts";
 
 /** Name of the runs folder / key prefix when `runtime.runsRootDir` is not given. */
 export const DEFAULT_RUNS_DIRECTORY_NAME = "runs";
@@ -347,8 +348,17 @@ export interface RunStateSnapshot {
   stderrBytes?: number;
   /** Bytes dropped per stream by the byte cap (absent when nothing was dropped). */
   droppedBytes?: { stdout: number; stderr: number };
-  /** Why a failed run ended: `timeout`, `cancelled`, `storage`, `executor_error`. */
+  /**
+   * Why a failed run ended: `timeout`, `cancelled`, `storage`, `executor_error`, or `abandoned`
+   * (closed by `reapRun()` after its writer stopped heartbeating).
+   */
   reason?: string;
+  /** Signal that ended the worker process, e.g. `SIGKILL`. */
+  signal?: string;
+  /** When the worker last printed output that is stored (ISO 8601). */
+  lastOutputAt?: string;
+  /** Who runs it: host, runner pid, worker pid and process group (best effort). */
+  owner?: RunOwner;
 }
 
 /** Fields `state.json` can change: everything but the attempt and the start time. */
@@ -469,4 +479,4 @@ export interface StepExecutionResult {
   metrics: StepExecutionMetrics;
 }
 
-export type { CheckpointRecord };
+export type { CheckpointRecord, RunOwner };

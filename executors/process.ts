@@ -54,6 +54,28 @@ export interface ProcessExecutorOptions {
 }
 
 const DEFAULT_KILL_GRACE_MS = 2000;
+/** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
+const WATCHDOG_MAX_GRACE_MS = 2000;
+/**
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace seconds> <command argv...>`. A watcher, detached
+ * from the command by a double fork (so the command never has a child it did not start), waits
+ * on fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the
+ * runner died, so it stops the group (SIGTERM, then SIGKILL). It ignores SIGTERM so a stop of the
+ * group cannot kill it before the command. The command itself is exec'ed (same pid, exit status
+ * and signal) with fd 3 closed.
+ */
+const WATCHDOG_SCRIPT = [
+  'grace="$1"; shift',
+  '( ( trap "" TERM INT HUP',
+  "    if read -r _ <&3; then exit 0; fi",
+  "    kill -TERM 0 2>/dev/null",
+  '    sleep "$grace" 2>/dev/null',
+  "    kill -KILL 0 2>/dev/null ) & )",
+  'exec "$@" 3<&-',
+].join("\n");
+// After the command exits, how long the quitting watcher may take to leave the group before what
+// remains counts as processes the command left behind.
+const WATCHDOG_EXIT_MS = 500;
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -162,8 +184,14 @@ interface ChildStream {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array | string>;
   destroy(): void;
 }
+interface Lifeline {
+  readonly destroyed: boolean;
+  end(data: string): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
 interface Child {
   readonly pid?: number;
+  readonly stdio: readonly unknown[];
   readonly stdout: ChildStream | null;
   readonly stderr: ChildStream | null;
   once(event: "spawn", listener: () => void): unknown;
@@ -175,7 +203,7 @@ interface ChildProcessModule {
   spawn(file: string, args: readonly string[], options: {
     cwd: string;
     env?: Record<string, string | undefined>;
-    stdio: ["ignore", "pipe", "pipe"];
+    stdio: ["ignore", "pipe", "pipe", "pipe"];
     detached: boolean;
   }): Child;
 }
@@ -203,7 +231,18 @@ async function runProcess(
       "The process executor has no command: set 'request.command' or the executor's 'command' option",
     );
   }
-  const argv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
+  const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
+  // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
+  // after starting a watcher on fd 3, our end of a socket pair: when this process dies, even by
+  // SIGKILL, the kernel closes our end and the watcher stops the whole group.
+  const argv = [
+    "/bin/sh",
+    "-c",
+    WATCHDOG_SCRIPT,
+    "baa-watchdog",
+    watchdogGraceSec(settings),
+    ...commandArgv,
+  ];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
   const signal = context?.signal;
   if (signal?.aborted) return notStarted(signal);
@@ -214,17 +253,27 @@ async function runProcess(
   ]);
   const proc = processModule.default;
   if (signal?.aborted) return notStarted(signal);
+  // The watchdog shell would report a missing program as its own exit 127; spawning the program
+  // directly used to fail with ENOENT, which names it clearly. Keep that.
+  const pathVariable = settings.env?.PATH ?? proc.env.PATH ?? "";
+  if (!(await programExists(commandArgv[0], pathVariable, cwd))) {
+    throw await spawnError(
+      Object.assign(new Error("not found"), { code: "ENOENT" }),
+      commandArgv[0],
+      cwd,
+    );
+  }
 
   let child: Child;
   try {
     child = spawn(argv[0], argv.slice(1), {
       cwd,
       env: settings.env === undefined ? undefined : { ...proc.env, ...settings.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
       detached: true,
     });
   } catch (error) {
-    throw await spawnError(error, argv[0], cwd);
+    throw await spawnError(error, commandArgv[0], cwd);
   }
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
@@ -237,9 +286,18 @@ async function runProcess(
       child.once("error", reject);
     });
   } catch (error) {
-    throw await spawnError(error, argv[0], cwd);
+    throw await spawnError(error, commandArgv[0], cwd);
   }
   const pid = child.pid as number;
+  context?.reportProcess?.({ pid, pgid: pid });
+  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
+  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
+  lifeline?.on("error", () => {});
+  // Once the command has exited the watcher is told to leave quietly: from then on this process
+  // stops what is left of the group itself.
+  void exited.then(() => {
+    if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
+  });
 
   const signalGroup = (name: string | 0): boolean => {
     try {
@@ -256,6 +314,15 @@ async function runProcess(
     if (!signalGroup(0)) return false;
     const live = await liveGroupMembers(pid);
     return live === undefined || live > 0;
+  };
+  /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
+  const groupOutlives = async (withinMs: number): Promise<boolean> => {
+    const deadline = Date.now() + withinMs;
+    while (await groupAlive()) {
+      if (Date.now() >= deadline) return true;
+      await delay(10);
+    }
+    return false;
   };
   let stopping: Promise<void> | undefined;
   const stopGroup = (): Promise<void> => {
@@ -297,7 +364,7 @@ async function runProcess(
   try {
     const exit = await exited;
     let leftovers = false;
-    if (stopping === undefined && (await groupAlive())) {
+    if (stopping === undefined && (await groupOutlives(WATCHDOG_EXIT_MS))) {
       leftovers = true;
       await stopGroup();
     } else if (stopping !== undefined) await stopping;
@@ -319,6 +386,10 @@ async function runProcess(
     if (drainTimer !== undefined) clearInterval(drainTimer);
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+function watchdogGraceSec(settings: Settings): string {
+  return (Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 1000).toFixed(3);
 }
 
 function pump(
@@ -451,6 +522,27 @@ function notStarted(signal: AbortSignal): WorkerExecutionOutcome {
     outcome: "failed",
     summary: `Command was not started: the run was already ${abortWord(signal)}.`,
   };
+}
+
+/** Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names). */
+async function programExists(file: string, pathVariable: string, cwd: string): Promise<boolean> {
+  const fs = await import("node:fs/promises") as unknown as {
+    access(path: string, mode: number): Promise<void>;
+    stat(path: string): Promise<{ isFile(): boolean }>;
+  };
+  const X_OK = 1;
+  const candidates = file.includes("/")
+    ? [file.startsWith("/") ? file : `${cwd}/${file}`]
+    : pathVariable.split(":").map((dir) => `${dir === "" ? "." : dir}/${file}`);
+  for (const candidate of candidates) {
+    try {
+      await fs.access(candidate, X_OK);
+      if ((await fs.stat(candidate)).isFile()) return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
 }
 
 async function spawnError(error: unknown, file: string, cwd: string): Promise<RunnerError> {
