@@ -56,6 +56,15 @@ export type {
 export { listRuns, listRunsPage } from "./core/list.ts";
 export type { ListRunsOptions, RunListEntry, RunListPage } from "./core/list.ts";
 export { followRunLog, watchRun } from "./core/follow.ts";
+export { deleteRun, pruneRuns } from "./core/retention.ts";
+export type {
+  DeleteRunOptions,
+  DeleteRunResult,
+  PrunedRun,
+  PruneResult,
+  PruneRunsOptions,
+  SkippedRun,
+} from "./core/retention.ts";
 export type { FollowRunLogOptions, RunChange, WatchRunOptions } from "./core/follow.ts";
 export {
   isPreconditionFailed,

@@ -6,21 +6,9 @@ import { RunStaleError } from "./errors.ts";
 import { logKey } from "./layout.ts";
 import { readKeyRange } from "./log-range.ts";
 import { listSegments, segmentIndex } from "./segments.ts";
-import {
-  checkChannel,
-  keysOf,
-  readJson,
-  type RunLiveness,
-  runLiveness,
-  type RunRef,
-} from "./read.ts";
-import { parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
-import type {
-  RunKeys,
-  RunStateSnapshot,
-  WorkerLifecycleLogEntry,
-  WorkerLogChannel,
-} from "./types.ts";
+import { checkChannel, keysOf, readRunStatus, type RunLiveness, type RunRef } from "./read.ts";
+import { parseOrThrow } from "./schemas.ts";
+import type { RunStateSnapshot, WorkerLifecycleLogEntry, WorkerLogChannel } from "./types.ts";
 import { z } from "zod";
 
 /** Options of {@linkcode followRunLog}. */
@@ -154,37 +142,6 @@ class LogCursor {
   }
 }
 
-interface RunStatus {
-  /** `meta.json` or `state.json` exists. */
-  exists: boolean;
-  state: RunStateSnapshot | undefined;
-  liveness: RunLiveness;
-}
-
-/** Reads `state.json` (and `meta.json` only while there is no state) and judges liveness. */
-async function readStatus(
-  storage: RunStorage,
-  keys: RunKeys,
-  staleAfterMs: number,
-): Promise<RunStatus> {
-  const state = await readJson(storage, keys.state, RunStateSnapshotSchema).catch(() => undefined);
-  if (state !== undefined) {
-    return { exists: true, state, liveness: runLiveness(state, { staleAfterMs }) };
-  }
-  const meta = await storage.read(keys.meta);
-  if (meta === undefined) return { exists: false, state, liveness: "live" };
-  // meta.json comes first, state.json right after: judge the gap by meta's age.
-  let created = NaN;
-  try {
-    const parsed = parseOrThrow(RunMetadataSchema, JSON.parse(new TextDecoder().decode(meta)), "");
-    created = Date.parse(parsed.createdAt);
-  } catch {
-    // Malformed meta: stale below.
-  }
-  const fresh = !Number.isNaN(created) && Date.now() - created <= staleAfterMs;
-  return { exists: true, state, liveness: fresh ? "live" : "stale" };
-}
-
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -257,7 +214,7 @@ export async function* followRunLog(
   while (!o.signal?.aborted) {
     // The state is read before the log: a terminal state then means the log read after it is
     // complete (a run's terminal state is written once its logs are).
-    const status = await readStatus(storage, keys, staleAfterMs);
+    const status = await readRunStatus(storage, keys, { staleAfterMs });
     if (status.exists) {
       for await (const chunk of cursor.poll()) {
         yield chunk;
@@ -336,7 +293,7 @@ export async function* watchRun(
   let partial = "";
   let last: string | undefined;
   while (!o.signal?.aborted) {
-    const status = await readStatus(storage, keys, staleAfterMs);
+    const status = await readRunStatus(storage, keys, { staleAfterMs });
     if (status.exists) {
       for await (const chunk of cursor.poll()) {
         const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");

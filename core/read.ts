@@ -399,3 +399,52 @@ export function runLiveness(
   const now = options.now instanceof Date ? options.now.getTime() : options.now ?? Date.now();
   return now - updated > (options.staleAfterMs ?? 15_000) ? "stale" : "live";
 }
+
+/** What {@linkcode readRunStatus} found. Internal to the read side. */
+export interface RunStatusRead {
+  /** `meta.json` or `state.json` exists. */
+  exists: boolean;
+  /** `state.json`, when present and well-formed. */
+  state: RunStateSnapshot | undefined;
+  /** The run's liveness; `live` for a run that does not exist (yet). */
+  liveness: RunLiveness;
+}
+
+/**
+ * Reads `state.json` (and `meta.json` only while there is no state) and judges liveness: a run
+ * with `meta.json` but no `state.json` yet is live while `meta.json` is younger than
+ * `staleAfterMs` (the writer creates them one right after the other). Internal to the read side.
+ *
+ * @param storage The storage.
+ * @param keys The run's keys.
+ * @param options `staleAfterMs` and `now`.
+ * @returns Whether the run exists, its state and its liveness.
+ */
+export async function readRunStatus(
+  storage: RunStorage,
+  keys: RunKeys,
+  options: RunLivenessOptions = {},
+): Promise<RunStatusRead> {
+  let state: RunStateSnapshot | undefined;
+  try {
+    state = await readJson(storage, keys.state, RunStateSnapshotSchema);
+  } catch (error) {
+    // A state.json that does not parse was not written by a live writer (writes are atomic).
+    if (error instanceof ValidationError) return { exists: true, state, liveness: "stale" };
+    throw error;
+  }
+  if (state !== undefined) return { exists: true, state, liveness: runLiveness(state, options) };
+  const meta = await storage.read(keys.meta);
+  if (meta === undefined) return { exists: false, state, liveness: "live" };
+  let created = NaN;
+  try {
+    created = Date.parse(
+      parseOrThrow(RunMetadataSchema, parseRecord(keys.meta, meta), "").createdAt,
+    );
+  } catch {
+    // Malformed meta: stale below.
+  }
+  const now = options.now instanceof Date ? options.now.getTime() : options.now ?? Date.now();
+  const fresh = !Number.isNaN(created) && now - created <= (options.staleAfterMs ?? 15_000);
+  return { exists: true, state, liveness: fresh ? "live" : "stale" };
+}
