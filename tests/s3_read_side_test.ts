@@ -150,7 +150,8 @@ describe("followRunLog() on S3 (Ceph RGW)", () => {
           return { ok: true, outcome: "completed", summary: "printed" };
         },
       };
-      const running = runStep(baseRequest(), executor, {
+      // 2,000 flushes of two PUTs each take about 40 s here: more than the base request's 30 s.
+      const running = runStep(baseRequest({ timeoutSec: 600 }), executor, {
         storage: writer,
         flushBytes: 1,
         flushIntervalMs: 1_000,
@@ -160,7 +161,7 @@ describe("followRunLog() on S3 (Ceph RGW)", () => {
       const result = await running;
       const [a, b] = await Promise.all([first, second]);
       const rgw = rgwRequestCount() - rgwBefore;
-      assert.equal(result.outcome, "completed");
+      assert.equal(result.outcome, "completed", `${result.reason}: ${result.summary}`);
 
       assert.equal(a.bytes.byteLength, expected.byteLength);
       assert.deepEqual(a.bytes, expected, "the follower's bytes are the log's bytes");
