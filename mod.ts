@@ -33,7 +33,7 @@
  */
 
 export { createPlaceholderWorkerExecutor, prepareStepRun, runStep } from "./core/runner.ts";
-export type { RunStepOptions } from "./core/runner.ts";
+export type { OutputCaps, RunStepOptions } from "./core/runner.ts";
 export type {
   RunAbortReason,
   SaveArtifactOptions,

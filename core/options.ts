@@ -36,9 +36,31 @@ export interface RunStepOptions {
    * artifact metadata before anything is stored. Also taken from `executor.secrets`.
    */
   secrets?: readonly (string | RegExp)[];
-  /** Byte cap per stream; output past it is dropped, with one marker and a count. */
-  maxOutputBytes?: number | { stdout?: number; stderr?: number };
+  /**
+   * Byte cap per stream: a stream longer than its cap keeps its first and its last bytes (half
+   * each unless `headRatio` says otherwise) with one marker between them giving the number of
+   * bytes dropped. The head is stored as it arrives; the tail is held in memory (at most its
+   * share of the cap) and stored when the run ends.
+   */
+  maxOutputBytes?: number | OutputCaps;
 }
+
+/** Per-stream byte caps and how a cap is split between the start and the end of a stream. */
+export interface OutputCaps {
+  /** Cap of stdout in bytes (no cap when omitted). */
+  stdout?: number;
+  /** Cap of stderr in bytes (no cap when omitted). */
+  stderr?: number;
+  /**
+   * Share of a cap kept from the start of the stream, from 0 to 1 (default 0.5); the rest of
+   * the cap keeps the end. 1 keeps only the start, as a plain truncation; 0 keeps only the end,
+   * so a live reader sees nothing of that stream until the run ends.
+   */
+  headRatio?: number;
+}
+
+/** Default of {@linkcode OutputCaps.headRatio}. */
+const DEFAULT_HEAD_RATIO = 0.5;
 
 const positiveInt = (max: number) => z.number().int().positive().max(max);
 const RunStepOptionsSchema = z.object({
@@ -69,6 +91,7 @@ const RunStepOptionsSchema = z.object({
     z.object({
       stdout: z.number().int().min(0).optional(),
       stderr: z.number().int().min(0).optional(),
+      headRatio: z.number().min(0).max(1).optional(),
     }),
   ]).optional(),
 });
@@ -95,10 +118,25 @@ export function validateRun(request: StepExecutionRequest, options: RunStepOptio
   parseOrThrow(RunStepOptionsSchema, options, "Invalid runStep options");
 }
 
-export function streamLimit(
+/** Internal: a stream's cap split into the bytes kept from its start and from its end. */
+export interface StreamCap {
+  /** The whole cap: `headBytes + tailBytes`. */
+  limitBytes: number;
+  /** Bytes kept from the start, stored as they arrive. */
+  headBytes: number;
+  /** Bytes kept from the end, held in memory and stored when the stream ends. */
+  tailBytes: number;
+}
+
+/** Internal: the cap of one stream, or undefined when it has none. */
+export function streamCap(
   options: RunStepOptions,
   channel: StreamLogChannel,
-): number | undefined {
-  const cap = options.maxOutputBytes;
-  return typeof cap === "number" ? cap : cap?.[channel];
+): StreamCap | undefined {
+  const caps = options.maxOutputBytes;
+  const limitBytes = typeof caps === "number" ? caps : caps?.[channel];
+  if (limitBytes === undefined) return undefined;
+  const ratio = (typeof caps === "number" ? undefined : caps?.headRatio) ?? DEFAULT_HEAD_RATIO;
+  const headBytes = Math.floor(limitBytes * ratio);
+  return { limitBytes, headBytes, tailBytes: limitBytes - headBytes };
 }

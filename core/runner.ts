@@ -16,7 +16,7 @@ import type {
   StepExecutionResult,
   StructuredData,
 } from "./types.ts";
-import { type RunStepOptions, streamLimit } from "./options.ts";
+import { type RunStepOptions, streamCap } from "./options.ts";
 import { openRun, patchState, persistCheckpoint, recordEvent } from "./open-run.ts";
 import type { WorkerProcessInfo } from "./owner.ts";
 import { createStreamWriter } from "./streams.ts";
@@ -30,7 +30,7 @@ import {
   TERMINAL_EVENT,
 } from "./outcome.ts";
 import { mergeArtifacts, saveArtifact } from "./artifacts.ts";
-export type { RunStepOptions } from "./options.ts";
+export type { OutputCaps, RunStepOptions } from "./options.ts";
 
 /**
  * Validates the request, creates the run's layout (`meta.json` create-only, `state.json`, logs,
@@ -144,8 +144,9 @@ export async function runStep(
   const timeoutGraceMs = options.timeoutGraceMs ?? 5000;
   const controller = new AbortController();
   let closed = false;
-  const stdout = createStreamWriter(live, "stdout", streamLimit(options, "stdout"));
-  const stderr = createStreamWriter(live, "stderr", streamLimit(options, "stderr"));
+  const quietMs = options.flushIntervalMs ?? 1000;
+  const stdout = createStreamWriter(live, "stdout", { cap: streamCap(options, "stdout"), quietMs });
+  const stderr = createStreamWriter(live, "stderr", { cap: streamCap(options, "stderr"), quietMs });
   const abort = (reason: RunAbortReason) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
@@ -335,6 +336,8 @@ export async function runStep(
     clearTimeout(timeout);
     if (graceTimer !== undefined) clearTimeout(graceTimer);
     options.signal?.removeEventListener("abort", onCancel);
+    stdout.abandon();
+    stderr.abandon();
     writer.abandon();
   }
 }

@@ -57,19 +57,24 @@ const DEFAULT_KILL_GRACE_MS = 2000;
 /** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
 const WATCHDOG_MAX_GRACE_MS = 2000;
 /**
- * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace seconds> <command argv...>`. A watcher, detached
- * from the command by a double fork (so the command never has a child it did not start), waits
- * on fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the
- * runner died, so it stops the group (SIGTERM, then SIGKILL). It ignores SIGTERM so a stop of the
- * group cannot kill it before the command. The command itself is exec'ed (same pid, exit status
- * and signal) with fd 3 closed.
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <command argv...>`. A watcher, detached from
+ * the command by a double fork (so the command never has a child it did not start), waits on
+ * fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the runner
+ * died, so it stops the group: SIGTERM, then SIGKILL as soon as the command is gone (or after the
+ * grace, 50 ms polls). It ignores SIGTERM so a stop of the group cannot kill it first. The command
+ * itself is exec'ed (same pid, exit status and signal) with fd 3 closed.
  */
 const WATCHDOG_SCRIPT = [
-  'grace="$1"; shift',
+  'polls="$1"; shift; cmd=$$',
   '( ( trap "" TERM INT HUP',
   "    if read -r _ <&3; then exit 0; fi",
   "    kill -TERM 0 2>/dev/null",
-  '    sleep "$grace" 2>/dev/null',
+  "    n=0",
+  '    while [ "$n" -lt "$polls" ]; do',
+  '      st=""; read -r st < "/proc/$cmd/stat" 2>/dev/null || kill -0 "$cmd" 2>/dev/null || break',
+  '      case "$st" in *") Z "*|*") X "*) break;; esac',
+  "      sleep 0.05 2>/dev/null || break; n=$((n+1))",
+  "    done",
   "    kill -KILL 0 2>/dev/null ) & )",
   'exec "$@" 3<&-',
 ].join("\n");
@@ -240,7 +245,7 @@ async function runProcess(
     "-c",
     WATCHDOG_SCRIPT,
     "baa-watchdog",
-    watchdogGraceSec(settings),
+    watchdogGracePolls(settings),
     ...commandArgv,
   ];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
@@ -388,8 +393,8 @@ async function runProcess(
   }
 }
 
-function watchdogGraceSec(settings: Settings): string {
-  return (Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 1000).toFixed(3);
+function watchdogGracePolls(settings: Settings): string {
+  return String(Math.ceil(Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 50));
 }
 
 function pump(

@@ -12,8 +12,11 @@ import type { WorkerExecutor } from "../core/executor.ts";
 import type { RunStateSnapshot, WorkerLifecycleLogEntry } from "../core/types.ts";
 import { createFsStorage } from "../storage/fs.ts";
 import { createMemoryStorage } from "../storage/memory.ts";
+import { createS3Storage } from "../storage/s3.ts";
 import type { RunStorage } from "../storage/types.ts";
 import { allKeys, baseRequest, readText, withoutAppend, withTempDir } from "./helpers.ts";
+import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
+import { requireRgw } from "./s3/rgw_env.ts";
 
 const ref = { taskId: "task-1", runId: "run-1" };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -501,7 +504,7 @@ function pausable(inner: RunStorage) {
 }
 
 /** The fencing scenario on any storage: a paused writer comes back after its run was reaped. */
-export async function checkFencing(storage: RunStorage): Promise<void> {
+async function checkFencing(storage: RunStorage): Promise<void> {
   const control = pausable(storage);
   let printed = 0;
   const running = runStep(baseRequest(), {
@@ -541,4 +544,15 @@ describe("fencing: a writer that comes back after its run was reaped", () => {
     checkFencing(withoutAppend(createMemoryStorage())));
   it("fs: RunConflictError, the reaped record unchanged", () =>
     withTempDir((root) => checkFencing(createFsStorage({ root }))));
+  it("S3 (Ceph RGW): RunConflictError, the reaped record unchanged", async (t) => {
+    const env = requireRgw(t);
+    if (env === undefined) return;
+    const bucket = uniqueBucketName("fence");
+    await createBucket(env, bucket);
+    try {
+      await checkFencing(createS3Storage({ ...env, bucket }));
+    } finally {
+      await deleteBucketRecursive(env, bucket);
+    }
+  });
 });

@@ -251,6 +251,13 @@ describe("runStep() input validation", () => {
       runStep(baseRequest(), undefined, { storage: { name: "broken" } as never }),
       { field: "storage" },
     );
+    await assert.rejects(
+      runStep(baseRequest(), undefined, {
+        storage,
+        maxOutputBytes: { stdout: 10, headRatio: 1.5 },
+      }),
+      { field: "maxOutputBytes.headRatio" },
+    );
     assert.deepEqual(await allKeys(storage), []);
   });
 
