@@ -208,8 +208,12 @@ export async function* listRuns(
 
   const read = async (position: Position): Promise<RunListEntry | undefined> => {
     const keys = createRunKeys(root, position.taskId, position.runId);
+    // A malformed state.json lists as a run without state (stale); a storage failure throws.
     const state = await readJson(storage, keys.state, RunStateSnapshotSchema)
-      .catch(() => undefined);
+      .catch((error) => {
+        if (error instanceof ValidationError) return undefined;
+        throw error;
+      });
     // A folder with neither record is a run being deleted (or debris): not a run.
     if (state === undefined && await storage.read(keys.meta) === undefined) return undefined;
     return {

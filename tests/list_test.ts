@@ -7,10 +7,12 @@ import {
   createMemoryStorage,
   listRuns,
   listRunsPage,
+  readRun,
   readRunLogBytes,
   type RunListEntry,
   runLiveness,
   runStep,
+  type RunStorage,
   ValidationError,
 } from "../mod.ts";
 import { baseRequest, localStorages } from "./helpers.ts";
@@ -127,6 +129,46 @@ describe("listRuns()", () => {
       ["no-state", "stale"],
       ["whole", "finished"],
     ]);
+  });
+});
+
+describe("readRun()", () => {
+  it("issues its independent reads at once, not one after the other", async () => {
+    const inner = createMemoryStorage();
+    await runStep(baseRequest(), {
+      async execute(_run, context) {
+        await context.saveArtifact("a.txt", "x");
+        return { ok: true, outcome: "completed", summary: "" };
+      },
+    }, { storage: inner });
+    let inFlight = 0;
+    let most = 0;
+    const slow = async <T>(call: () => Promise<T>): Promise<T> => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      try {
+        return await call();
+      } finally {
+        inFlight--;
+      }
+    };
+    const storage: RunStorage = {
+      ...inner,
+      read: (key) => slow(() => inner.read(key)),
+      readRange: (key, range) => slow(() => inner.readRange!(key, range)),
+      async *list(prefix, options) {
+        yield* await slow(async () => {
+          const keys: string[] = [];
+          for await (const key of inner.list(prefix, options)) keys.push(key);
+          return keys;
+        });
+      },
+    };
+    const run = await readRun(storage, { taskId: "task-1", runId: "run-1" });
+    assert.equal(run.metadata.runId, "run-1");
+    assert.equal(run.artifacts.length, 1);
+    // meta.json, state.json, worker.log, the checkpoints and the artifacts listings.
+    assert.ok(most >= 5, `at most ${most} reads in flight`);
   });
 });
 
