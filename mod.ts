@@ -41,23 +41,37 @@ export type {
   WorkerExecutionOutcome,
   WorkerExecutor,
 } from "./core/executor.ts";
-export { listRuns, readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
+export { readRun, readRunLog, readRunLogBytes, runLiveness } from "./core/read.ts";
 export { reapRun, reapRuns } from "./core/reap.ts";
 export type { ReapResult, ReapRunOptions, ReapRunsEntry, ReapRunsOptions } from "./core/reap.ts";
 export type { WorkerProcessInfo } from "./core/owner.ts";
 export type {
-  ListRunsOptions,
-  RunListEntry,
+  ReadRunLogOptions,
   RunLiveness,
+  RunLivenessOptions,
   RunRef,
   StoredArtifact,
   StoredRun,
 } from "./core/read.ts";
+export { listRuns, listRunsPage } from "./core/list.ts";
+export type { ListRunsOptions, RunListEntry, RunListPage } from "./core/list.ts";
+export { followRunLog, watchRun } from "./core/follow.ts";
+export { deleteRun, pruneRuns } from "./core/retention.ts";
+export type {
+  DeleteRunOptions,
+  DeleteRunResult,
+  PrunedRun,
+  PruneResult,
+  PruneRunsOptions,
+  SkippedRun,
+} from "./core/retention.ts";
+export type { FollowRunLogOptions, RunChange, WatchRunOptions } from "./core/follow.ts";
 export {
   isPreconditionFailed,
   NotFoundError,
   RunConflictError,
   RunnerError,
+  RunStaleError,
   StorageError,
   ValidationError,
 } from "./core/errors.ts";

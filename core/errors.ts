@@ -6,6 +6,7 @@ export type RunnerErrorCode =
   | "validation_failed"
   | "run_conflict"
   | "not_found"
+  | "run_stale"
   | StorageErrorCode;
 
 /**
@@ -240,5 +241,54 @@ export class NotFoundError extends RunnerError {
   constructor(message: string, key: string) {
     super(message, {}, "not_found");
     this.key = key;
+  }
+}
+
+/**
+ * A followed or watched run stopped heartbeating before it finished: its writer died (a
+ * killed process, a function that timed out) and nothing closed the run. Thrown by
+ * `followRunLog` once every stored byte was delivered; `offset` lets a caller resume after a
+ * reap or keep what it got.
+ *
+ * @example
+ * ```ts
+ * import { RunStaleError } from "./errors.ts";
+ * const error = new RunStaleError("task-1", "run-1", { offset: 120, updatedAt: "2026-01-01T00:00:00.000Z" });
+ * console.log(error.code, error.offset); // "run_stale" 120
+ * ```
+ */
+export class RunStaleError extends RunnerError {
+  /** Task id of the stale run. */
+  readonly taskId: string;
+  /** Run id of the stale run. */
+  readonly runId: string;
+  /** Bytes of the log delivered before the run was found stale (the next `from`). */
+  readonly offset: number;
+  /** The run's last heartbeat (`state.json` `updatedAt`), when it has a state. */
+  readonly updatedAt?: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param taskId Task id of the run.
+   * @param runId Run id of the run.
+   * @param details Bytes delivered so far and the last heartbeat.
+   */
+  constructor(
+    taskId: string,
+    runId: string,
+    details: { offset: number; updatedAt?: string },
+  ) {
+    super(
+      `Run '${runId}' of task '${taskId}' is stale: its writer stopped heartbeating${
+        details.updatedAt === undefined ? "" : ` (last at '${details.updatedAt}')`
+      }`,
+      {},
+      "run_stale",
+    );
+    this.taskId = taskId;
+    this.runId = runId;
+    this.offset = details.offset;
+    if (details.updatedAt !== undefined) this.updatedAt = details.updatedAt;
   }
 }

@@ -1,18 +1,11 @@
 // The read side: a run, its logs and the list of runs, read back from any storage, live or not.
 
 import type { RunStorage } from "../storage/types.ts";
-import { concatBytes } from "./bytes.ts";
 import type { CheckpointRecord } from "./checkpoints.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
+import { createLocalRunPaths, createRunKeys, logKey, normalizePrefix } from "./layout.ts";
+import { type LogRange, readLogRange } from "./log-range.ts";
 import {
-  createLocalRunPaths,
-  createRunKeys,
-  logKey,
-  normalizePrefix,
-  segmentPrefix,
-} from "./layout.ts";
-import {
-  IdSchema,
   idSchema,
   parseOrThrow,
   RunMetadataSchema,
@@ -74,38 +67,57 @@ export interface StoredRun {
   keys: RunKeys;
 }
 
-/** One entry of {@linkcode listRuns}. */
-export interface RunListEntry {
-  /** Task id. */
-  taskId: string;
-  /** Run id. */
-  runId: string;
-  /** `state.json`, when present. */
-  state: RunStateSnapshot | undefined;
-}
-
-/** Options of {@linkcode listRuns}. */
-export interface ListRunsOptions {
-  /** Only this task's runs. */
-  taskId?: string;
-  /** Runs prefix (default `runs`). */
-  runsRootDir?: string;
-}
-
 const RunRefSchema = z.object({
   taskId: idSchema(),
   runId: idSchema(),
   runsRootDir: z.string().optional(),
 });
 const decoder = new TextDecoder();
-const LIST_CONCURRENCY = 16;
+const ChannelSchema = z.enum(["stdout", "stderr", "worker"]);
 
-function keysOf(ref: RunRef): RunKeys {
+/**
+ * The keys of a run, after checking its ids. Internal to the read side.
+ *
+ * @param ref Which run.
+ * @returns Its keys.
+ * @throws {ValidationError} A bad id.
+ */
+export function keysOf(ref: RunRef): RunKeys {
   parseOrThrow(RunRefSchema, ref, "Invalid run reference");
   return createRunKeys(normalizePrefix(ref.runsRootDir), ref.taskId, ref.runId);
 }
 
-async function readJson<T>(
+/**
+ * Refuses anything but `stdout`, `stderr` and `worker` with a ValidationError naming
+ * `channel`. Internal to the read side.
+ *
+ * @param channel The channel asked for.
+ * @returns The channel.
+ */
+export function checkChannel(channel: unknown): WorkerLogChannel {
+  const parsed = ChannelSchema.safeParse(channel);
+  if (!parsed.success) {
+    throw new ValidationError(
+      [{
+        path: "channel",
+        message: `must be 'stdout', 'stderr' or 'worker'; got '${String(channel).slice(0, 40)}'`,
+      }],
+      "Invalid log channel",
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads and checks a JSON record; `undefined` when absent. Internal to the read side.
+ *
+ * @param storage The storage.
+ * @param key The record's key.
+ * @param schema Its schema.
+ * @returns The record.
+ * @throws {ValidationError} The record is not JSON or does not fit the schema.
+ */
+export async function readJson<T>(
   storage: RunStorage,
   key: string,
   schema: RunnerSchema<T>,
@@ -133,46 +145,67 @@ async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   return out;
 }
 
-async function readLogBytes(storage: RunStorage, key: string): Promise<Uint8Array | undefined> {
-  // Twice at most: a live log is its segments; once the run ends the whole log is written at
-  // its key before the segments are deleted, so a segment vanishing mid-read means "read the key".
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const whole = await storage.read(key);
-    if (whole !== undefined) return whole;
-    const segments = (await collect(storage.list(segmentPrefix(key)))).sort();
-    if (segments.length === 0) return undefined;
-    const parts: Uint8Array[] = [];
-    let complete = true;
-    for (const segment of segments) {
-      const part = await storage.read(segment);
-      if (part === undefined) {
-        complete = false;
-        break;
-      }
-      parts.push(part);
-    }
-    if (complete) return concatBytes(parts);
-  }
-  return await storage.read(key);
+/** Options of {@linkcode readRunLogBytes}: a byte range, or the last bytes of the log. */
+export interface ReadRunLogOptions {
+  /** First byte to read, from 0. Default 0. Not with `tail`. */
+  offset?: number;
+  /** Bytes to read at most; to the end of the log when omitted. Not with `tail`. */
+  length?: number;
+  /** Read only the last `tail` bytes. Not with `offset` or `length`. */
+  tail?: number;
 }
 
+const ByteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const ReadRunLogOptionsSchema = z.strictObject({
+  offset: ByteCount.optional(),
+  length: ByteCount.optional(),
+  tail: ByteCount.optional(),
+}).refine((o) => o.tail === undefined || (o.offset === undefined && o.length === undefined), {
+  message: "cannot be combined with offset or length",
+  path: ["tail"],
+});
+
 /**
- * Reads one log of a run as bytes, whether the run is live (segments) or finished.
+ * Reads one log of a run as bytes, whole or a range of it, whether the run is live (segment
+ * objects) or finished. A range costs the range: on disk one positioned read, on S3 one ranged
+ * GET of a finished log (a live log's segments are read up to the range's end, or, for `tail`,
+ * back from the last one).
  *
  * @param storage The storage the run lives on.
  * @param ref Which run.
  * @param channel `stdout`, `stderr` or `worker`.
- * @returns The log's bytes.
- * @throws {NotFoundError} Neither the log nor its segments exist.
+ * @param options `offset` and `length`, or `tail`; the whole log when omitted.
+ * @returns The bytes; empty when the run exists but printed nothing on this channel (yet).
+ * @throws {NotFoundError} The run does not exist.
+ * @throws {ValidationError} A bad id, channel or range, naming the field.
+ *
+ * @example The last 64 KiB of a log
+ * ```ts
+ * import { createMemoryStorage, readRunLogBytes, runStep } from "../mod.ts";
+ * const storage = createMemoryStorage();
+ * await runStep({
+ *   taskId: "t", stepId: "s", stepName: "S", stepKind: "k", runId: "r", attempt: 1,
+ *   workerKind: "script", timeoutSec: 10, runtime: { repoRoot: "/repo", worktreePath: "/repo" },
+ * }, { execute: () => ({ ok: true, outcome: "completed", summary: "ok", stdout: ["a", "b"] }) }, { storage });
+ * const ref = { taskId: "t", runId: "r" };
+ * const tail = await readRunLogBytes(storage, ref, "stdout", { tail: 64 * 1024 });
+ * const second = await readRunLogBytes(storage, ref, "stdout", { offset: 2, length: 1 });
+ * console.log(new TextDecoder().decode(tail), new TextDecoder().decode(second)); // "a\nb\n" "b"
+ * ```
  */
 export async function readRunLogBytes(
   storage: RunStorage,
   ref: RunRef,
   channel: WorkerLogChannel,
+  options: ReadRunLogOptions = {},
 ): Promise<Uint8Array> {
   const keys = keysOf(ref);
-  const key = logKey(keys, channel);
-  const bytes = await readLogBytes(storage, key);
+  const key = logKey(keys, checkChannel(channel));
+  const parsed = parseOrThrow(ReadRunLogOptionsSchema, options ?? {}, "Invalid log range");
+  const range: LogRange = parsed.tail !== undefined
+    ? { tail: parsed.tail }
+    : { offset: parsed.offset ?? 0, length: parsed.length };
+  const bytes = await readLogRange(storage, key, range);
   if (bytes === undefined) {
     if (await storage.read(keys.meta) !== undefined) return new Uint8Array(0);
     throw new NotFoundError(
@@ -191,6 +224,7 @@ export async function readRunLogBytes(
  * @param channel `stdout`, `stderr` or `worker`.
  * @returns The log's text.
  * @throws {NotFoundError} The run does not exist.
+ * @throws {ValidationError} A bad id or channel.
  *
  * @example
  * ```ts
@@ -236,22 +270,23 @@ function parseEvents(text: string): WorkerLifecycleLogEntry[] {
  */
 export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredRun> {
   const keys = keysOf(ref);
-  const metadata = await readJson(storage, keys.meta, RunMetadataSchema);
+  // Every read below is independent of the others: one round trip, not seven, on S3.
+  const [metadata, state, workerLog, checkpointKeys, artifactKeys] = await Promise.all([
+    readJson(storage, keys.meta, RunMetadataSchema),
+    readJson(storage, keys.state, RunStateSnapshotSchema),
+    readLogRange(storage, keys.workerLog, { offset: 0 }),
+    collect(storage.list(`${keys.checkpointsDir}/`)),
+    collect(storage.list(`${keys.artifactsDir}/`)),
+  ]);
   if (metadata === undefined) {
     throw new NotFoundError(`Run '${ref.runId}' of task '${ref.taskId}' does not exist`, keys.meta);
   }
-  const state = await readJson(storage, keys.state, RunStateSnapshotSchema);
-  const events = parseEvents(
-    decoder.decode(await readLogBytes(storage, keys.workerLog) ?? new Uint8Array(0)),
-  );
+  const events = parseEvents(decoder.decode(workerLog ?? new Uint8Array(0)));
 
-  const checkpoints: CheckpointRecord[] = [];
-  for (const key of (await collect(storage.list(`${keys.checkpointsDir}/`))).sort()) {
+  const checkpoints = (await mapLimited(checkpointKeys.sort(), async (key) => {
     const bytes = await storage.read(key);
-    if (bytes !== undefined) {
-      checkpoints.push(parseRecord(key, bytes) as CheckpointRecord);
-    }
-  }
+    return bytes === undefined ? undefined : parseRecord(key, bytes) as CheckpointRecord;
+  })).filter((record): record is CheckpointRecord => record !== undefined);
   checkpoints.sort((a, b) => a.seq - b.seq);
 
   const saved = new Map<string, { kind?: string; description?: string; size?: number }>();
@@ -265,11 +300,12 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
     };
     if (typeof data.name === "string") saved.set(data.name, data);
   }
-  const artifacts: StoredArtifact[] = [];
-  for (const key of (await collect(storage.list(`${keys.artifactsDir}/`))).sort()) {
+  const artifacts = await mapLimited(artifactKeys.sort(), async (key) => {
     const name = key.slice(keys.artifactsDir.length + 1);
     const known = saved.get(name);
-    const size = known?.size ?? (await storage.read(key))?.byteLength ?? 0;
+    const size = known?.size ??
+      (storage.stat ? (await storage.stat(key))?.size : (await storage.read(key))?.byteLength) ??
+      0;
     const artifact: StoredArtifact = {
       name,
       kind: known?.kind ?? "file",
@@ -277,8 +313,8 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
       location: storage.locate(key),
     };
     if (known?.description !== undefined) artifact.description = known.description;
-    artifacts.push(artifact);
-  }
+    return artifact;
+  });
   return {
     metadata,
     state,
@@ -291,65 +327,127 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
 }
 
 /**
- * Lists runs on a storage, with each run's current state. Works while runs are live.
+ * Maps `items` through `fn` with at most `limit` calls in flight, keeping the order.
+ * Internal to the read side.
  *
- * @param storage The storage.
- * @param options Only one task's runs; the runs prefix.
- * @returns An async iterable of `{ taskId, runId, state }`.
- *
- * @example
- * ```ts
- * import { createMemoryStorage, listRuns } from "../mod.ts";
- * for await (const run of listRuns(createMemoryStorage(), { taskId: "task-1" })) {
- *   console.log(run.runId, run.state?.status);
- * }
- * ```
+ * @param items The inputs.
+ * @param fn The async mapping.
+ * @param limit Calls in flight at most.
+ * @returns The outputs, in input order.
  */
-export async function* listRuns(
-  storage: RunStorage,
-  options: ListRunsOptions = {},
-): AsyncGenerator<RunListEntry> {
-  if (options.taskId !== undefined) parseOrThrow(IdSchema, options.taskId, "Invalid taskId");
-  const root = normalizePrefix(options.runsRootDir);
-  const base = root === "" ? "" : `${root}/`;
-  const prefix = options.taskId === undefined ? base : `${base}${options.taskId}/`;
-  // States are read a batch at a time, concurrently: one GET per run, sequentially, is minutes
-  // for thousands of runs on object storage.
-  const readState = ([taskId, runId]: [string, string]) =>
-    readJson(storage, createRunKeys(root, taskId, runId).state, RunStateSnapshotSchema)
-      .catch(() => undefined)
-      .then((state): RunListEntry => ({ taskId, runId, state }));
-  let batch: [string, string][] = [];
-  for await (const key of storage.list(prefix)) {
-    const parts = key.slice(base.length).split("/");
-    if (parts.length !== 3 || parts[2] !== "meta.json") continue;
-    batch.push([parts[0], parts[1]]);
-    if (batch.length === LIST_CONCURRENCY) {
-      yield* await Promise.all(batch.map(readState));
-      batch = [];
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  limit = 16,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      out[index] = await fn(items[index]);
     }
-  }
-  if (batch.length > 0) yield* await Promise.all(batch.map(readState));
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 /** Whether a run is still being written, finished, or abandoned by a writer that died. */
 export type RunLiveness = "live" | "finished" | "stale";
 
+/** Options of {@linkcode runLiveness}. */
+export interface RunLivenessOptions {
+  /** The time to judge at (a Date or epoch ms). Default: now. */
+  now?: Date | number;
+  /** A heartbeat older than this means stale, in ms. Default 15,000 (three missed 5 s beats). */
+  staleAfterMs?: number;
+}
+
 /**
  * Tells a live run from a dead one by its heartbeat: a run not yet finished whose `updatedAt`
- * is older than `staleAfterMs` (default 15 s, three missed 5 s heartbeats) was abandoned.
+ * is older than `staleAfterMs` was abandoned. Takes what {@linkcode readRun} and `listRuns`
+ * give: a missing state (a writer that died between its first two writes) or one whose
+ * `updatedAt` does not parse is `stale`, never `live`. The heartbeat is the writer's clock;
+ * clocks that disagree by more than `staleAfterMs` make live runs look stale.
  *
- * @param state The run's `state.json`.
- * @param options `now` and `staleAfterMs`.
+ * @param state The run's `state.json`, or `undefined` when it has none.
+ * @param options `now` (Date or epoch ms) and `staleAfterMs`.
  * @returns `live`, `finished` or `stale`.
+ *
+ * @example
+ * ```ts
+ * import { runLiveness } from "../mod.ts";
+ * const state = {
+ *   status: "running" as const, attempt: 1, startedAt: "2026-01-01T00:00:00.000Z",
+ *   updatedAt: "2026-01-01T00:00:10.000Z", lastEventSeq: 3, checkpointSeq: 0,
+ * };
+ * console.log(runLiveness(state, { now: Date.parse("2026-01-01T00:00:12.000Z") })); // "live"
+ * console.log(runLiveness(state, { now: Date.parse("2026-01-01T00:01:00.000Z") })); // "stale"
+ * console.log(runLiveness(undefined)); // "stale"
+ * ```
  */
 export function runLiveness(
-  state: RunStateSnapshot,
-  options: { now?: Date; staleAfterMs?: number } = {},
+  state: RunStateSnapshot | undefined,
+  options: RunLivenessOptions = {},
 ): RunLiveness {
-  if (state.finishedAt !== undefined || ["completed", "failed", "blocked"].includes(state.status)) {
+  if (state === undefined || state === null || typeof state !== "object") return "stale";
+  if (
+    state.finishedAt !== undefined ||
+    ["completed", "failed", "blocked"].includes(state.status)
+  ) {
     return "finished";
   }
-  const age = (options.now ?? new Date()).getTime() - Date.parse(state.updatedAt);
-  return age > (options.staleAfterMs ?? 15_000) ? "stale" : "live";
+  const updated = typeof state.updatedAt === "string" ? Date.parse(state.updatedAt) : NaN;
+  if (Number.isNaN(updated)) return "stale";
+  const now = options.now instanceof Date ? options.now.getTime() : options.now ?? Date.now();
+  return now - updated > (options.staleAfterMs ?? 15_000) ? "stale" : "live";
+}
+
+/** What {@linkcode readRunStatus} found. Internal to the read side. */
+export interface RunStatusRead {
+  /** `meta.json` or `state.json` exists. */
+  exists: boolean;
+  /** `state.json`, when present and well-formed. */
+  state: RunStateSnapshot | undefined;
+  /** The run's liveness; `live` for a run that does not exist (yet). */
+  liveness: RunLiveness;
+}
+
+/**
+ * Reads `state.json` (and `meta.json` only while there is no state) and judges liveness: a run
+ * with `meta.json` but no `state.json` yet is live while `meta.json` is younger than
+ * `staleAfterMs` (the writer creates them one right after the other). Internal to the read side.
+ *
+ * @param storage The storage.
+ * @param keys The run's keys.
+ * @param options `staleAfterMs` and `now`.
+ * @returns Whether the run exists, its state and its liveness.
+ */
+export async function readRunStatus(
+  storage: RunStorage,
+  keys: RunKeys,
+  options: RunLivenessOptions = {},
+): Promise<RunStatusRead> {
+  let state: RunStateSnapshot | undefined;
+  try {
+    state = await readJson(storage, keys.state, RunStateSnapshotSchema);
+  } catch (error) {
+    // A state.json that does not parse was not written by a live writer (writes are atomic).
+    if (error instanceof ValidationError) return { exists: true, state, liveness: "stale" };
+    throw error;
+  }
+  if (state !== undefined) return { exists: true, state, liveness: runLiveness(state, options) };
+  const meta = await storage.read(keys.meta);
+  if (meta === undefined) return { exists: false, state, liveness: "live" };
+  let created = NaN;
+  try {
+    created = Date.parse(
+      parseOrThrow(RunMetadataSchema, parseRecord(keys.meta, meta), "").createdAt,
+    );
+  } catch {
+    // Malformed meta: stale below.
+  }
+  const now = options.now instanceof Date ? options.now.getTime() : options.now ?? Date.now();
+  const fresh = !Number.isNaN(created) && now - created <= (options.staleAfterMs ?? 15_000);
+  return { exists: true, state, liveness: fresh ? "live" : "stale" };
 }

@@ -8,7 +8,8 @@ import { encodeText } from "./bytes.ts";
 import { isPreconditionFailed, NotFoundError, ValidationError } from "./errors.ts";
 import { createRunKeys, logKey, normalizePrefix } from "./layout.ts";
 import { renderLifecycleLine } from "./log-session.ts";
-import { listRuns, type RunLiveness, runLiveness, type RunRef } from "./read.ts";
+import { listRuns } from "./list.ts";
+import { type RunLiveness, runLiveness, type RunRef } from "./read.ts";
 import { IdSchema, parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
 import { composeLog, deleteKeys, listSegments } from "./segments.ts";
 import type {

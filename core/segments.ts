@@ -6,17 +6,44 @@ import { concatBytes } from "./bytes.ts";
 import { StorageError } from "./errors.ts";
 import { segmentPrefix } from "./layout.ts";
 
+const SEGMENT_NAME = /^\d{10}$/;
+
+/**
+ * The index of a segment key (`<log>.segments/0000000042` → 42), or `undefined` for a key
+ * that is no segment.
+ *
+ * @param logKey The log's layout key.
+ * @param key A listed key.
+ * @returns The index, from 1.
+ */
+export function segmentIndex(logKey: string, key: string): number | undefined {
+  const prefix = segmentPrefix(logKey);
+  if (!key.startsWith(prefix)) return undefined;
+  const name = key.slice(prefix.length);
+  return SEGMENT_NAME.test(name) ? Number(name) : undefined;
+}
+
 /**
  * The segment keys of a log, in order (their names are zero-padded indexes, so byte order is
- * numeric order).
+ * numeric order), only those after `afterKey` when given. The storage's `startAfter` hint makes
+ * that cost what is new on S3; the filter here keeps it right on adapters that ignore the hint.
  *
  * @param storage Where the log lives.
  * @param logKey The log's layout key.
+ * @param afterKey The last segment key already seen.
  * @returns Segment keys, first to last.
  */
-export async function listSegments(storage: RunStorage, logKey: string): Promise<string[]> {
+export async function listSegments(
+  storage: RunStorage,
+  logKey: string,
+  afterKey?: string,
+): Promise<string[]> {
   const keys: string[] = [];
-  for await (const key of storage.list(segmentPrefix(logKey))) keys.push(key);
+  const options = afterKey === undefined ? undefined : { startAfter: afterKey };
+  for await (const key of storage.list(segmentPrefix(logKey), options)) {
+    if (segmentIndex(logKey, key) === undefined) continue;
+    if (afterKey === undefined || key > afterKey) keys.push(key);
+  }
   return keys.sort();
 }
 

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { StorageError, type StorageErrorCode } from "../core/errors.ts";
 import { parseOrThrow } from "../core/schemas.ts";
-import { assertValidKey } from "./keys.ts";
+import { assertValidKey, assertValidRange } from "./keys.ts";
 import { hostName } from "../core/owner.ts";
 import type { RunStorage } from "./types.ts";
 
@@ -65,7 +65,9 @@ function errorCode(error: unknown): string | undefined {
  *   safe against concurrent writers on one machine; a lock left by a dead holder is broken. Across
  *   machines sharing a network filesystem (NFS) exclusive create is atomic on NFSv3+, but a dead
  *   holder on another host is only detected by the lock's age (5 s).
- * - `stat` reports size, version tag and mtime.
+ * - `stat` reports size, version tag and mtime; `readRange` reads part of a file through a file
+ *   handle, in memory proportional to the range; `listPrefixes` reads one directory.
+ * - `delete` removes folders the deletion left empty, as object storage has no empty folders.
  * - `locate(key)` is the absolute file path.
  *
  * @param options `root`: the directory keys are relative to.
@@ -224,6 +226,40 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         fail(error, "read", key);
       }
     },
+    async readRange(key, range) {
+      assertValidKey(name, "readRange", key);
+      assertValidRange(range);
+      const { fs } = await load();
+      let handle;
+      try {
+        handle = await fs.open(pathOf(key), "r");
+      } catch (error) {
+        if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return undefined;
+        fail(error, "readRange", key);
+      }
+      try {
+        // Only the range is read: a tail of a huge log costs the tail, in time and memory.
+        const size = (await handle.stat()).size;
+        const end = Math.min(size, range.length === undefined ? size : range.offset + range.length);
+        const out = new Uint8Array(Math.max(0, end - range.offset));
+        let filled = 0;
+        while (filled < out.byteLength) {
+          const { bytesRead } = await handle.read(
+            out,
+            filled,
+            out.byteLength - filled,
+            range.offset + filled,
+          );
+          if (bytesRead === 0) break; // truncated meanwhile: return what exists
+          filled += bytesRead;
+        }
+        return filled === out.byteLength ? out : out.slice(0, filled);
+      } catch (error) {
+        fail(error, "readRange", key);
+      } finally {
+        await handle.close().catch(() => {});
+      }
+    },
     async write(key, data, writeOptions) {
       assertValidKey(name, "write", key);
       const { fs } = await load();
@@ -304,18 +340,39 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         await release?.();
       }
     },
-    async *list(prefix) {
+    async *list(prefix, listOptions) {
       assertValidKey(name, "list", prefix, true);
       const { fs } = await load();
       const cut = prefix.lastIndexOf("/");
       const dirKey = cut < 0 ? "" : prefix.slice(0, cut);
+      const after = listOptions?.startAfter;
       try {
         for await (const key of walk(fs, pathOf(dirKey), dirKey === "" ? "" : `${dirKey}/`)) {
-          if (key.startsWith(prefix)) yield key;
+          if (key.startsWith(prefix) && (after === undefined || key > after)) yield key;
         }
       } catch (error) {
         fail(error, "list", prefix);
       }
+    },
+    async *listPrefixes(prefix, listOptions) {
+      assertValidKey(name, "listPrefixes", prefix, true);
+      if (prefix !== "" && !prefix.endsWith("/")) {
+        throw new TypeError(`listPrefixes() prefix must be "" or end in '/'; got '${prefix}'`);
+      }
+      const { fs } = await load();
+      let children;
+      try {
+        children = await fs.readdir(pathOf(prefix.slice(0, -1)), { withFileTypes: true });
+      } catch (error) {
+        if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return;
+        fail(error, "listPrefixes", prefix);
+      }
+      const after = listOptions?.startAfter;
+      const folders = children
+        .filter((child) => child.isDirectory() && !child.name.startsWith(TEMP_PREFIX))
+        .map((child) => `${prefix}${child.name}/`)
+        .sort();
+      for (const folder of folders) if (after === undefined || folder > after) yield folder;
     },
     async delete(key) {
       assertValidKey(name, "delete", key);
@@ -324,6 +381,16 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
         await fs.unlink(pathOf(key));
       } catch (error) {
         if (errorCode(error) !== "ENOENT") fail(error, "delete", key);
+      }
+      // Folders exist only for their keys, as on object storage: a folder left empty goes too,
+      // so a deleted run does not linger as an empty directory in listings.
+      const parts = key.split("/");
+      for (let depth = parts.length - 1; depth > 0; depth--) {
+        try {
+          await fs.rmdir(pathOf(parts.slice(0, depth).join("/")));
+        } catch {
+          break; // not empty (or gone, or in use): stop climbing
+        }
       }
     },
     locate(key) {

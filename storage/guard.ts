@@ -23,6 +23,30 @@ function wrap(storage: RunStorage, operation: string, key: string, error: unknow
   });
 }
 
+async function* guardIterable(
+  storage: RunStorage,
+  operation: string,
+  prefix: string,
+  open: () => AsyncIterable<string>,
+): AsyncGenerator<string> {
+  let iterator: AsyncIterator<string>;
+  try {
+    iterator = open()[Symbol.asyncIterator]();
+  } catch (error) {
+    throw wrap(storage, operation, prefix, error);
+  }
+  for (;;) {
+    let next: IteratorResult<string>;
+    try {
+      next = await iterator.next();
+    } catch (error) {
+      throw wrap(storage, operation, prefix, error);
+    }
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
 /**
  * Returns a storage with the same members as `storage` (capabilities stay present or absent)
  * whose failures are all `StorageError`s: errors an adapter already typed pass through, any other
@@ -46,24 +70,8 @@ export function guardStorage(storage: RunStorage): RunStorage {
     name: storage.name,
     read: (key) => call("read", key, () => storage.read(key)),
     write: (key, data, options) => call("write", key, () => storage.write(key, data, options)),
-    async *list(prefix, options) {
-      let iterator: AsyncIterator<string>;
-      try {
-        iterator = storage.list(prefix, options)[Symbol.asyncIterator]();
-      } catch (error) {
-        throw wrap(storage, "list", prefix, error);
-      }
-      for (;;) {
-        let next: IteratorResult<string>;
-        try {
-          next = await iterator.next();
-        } catch (error) {
-          throw wrap(storage, "list", prefix, error);
-        }
-        if (next.done) return;
-        yield next.value;
-      }
-    },
+    list: (prefix, options) =>
+      guardIterable(storage, "list", prefix, () => storage.list(prefix, options)),
     delete: (key) => call("delete", key, () => storage.delete(key)),
     locate(key) {
       try {
@@ -92,6 +100,10 @@ export function guardStorage(storage: RunStorage): RunStorage {
   if (storage.readRange) {
     guarded.readRange = (key, range) =>
       call("readRange", key, () => storage.readRange!(key, range));
+  }
+  if (storage.listPrefixes) {
+    guarded.listPrefixes = (prefix, options) =>
+      guardIterable(storage, "listPrefixes", prefix, () => storage.listPrefixes!(prefix, options));
   }
   if (storage.close) guarded.close = () => call("close", "", () => storage.close!());
   return guarded;

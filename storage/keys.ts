@@ -54,3 +54,20 @@ export function assertValidKey(
     });
   }
 }
+
+/**
+ * Throws a `TypeError` unless `range` is a byte range `readRange` accepts: a non-negative
+ * integer `offset` and, when given, a non-negative integer `length`.
+ *
+ * @param range The range to check.
+ */
+export function assertValidRange(range: { offset: number; length?: number }): void {
+  const offset = range?.offset;
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new TypeError(`readRange() offset must be a non-negative integer; got ${offset}`);
+  }
+  const length = range.length;
+  if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+    throw new TypeError(`readRange() length must be a non-negative integer; got ${length}`);
+  }
+}

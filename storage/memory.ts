@@ -2,7 +2,7 @@
 
 import { concatBytes, encodeText } from "../core/bytes.ts";
 import { StorageError } from "../core/errors.ts";
-import { assertValidKey } from "./keys.ts";
+import { assertValidKey, assertValidRange } from "./keys.ts";
 import type { RunStorage } from "./types.ts";
 
 interface Entry {
@@ -15,7 +15,7 @@ interface Entry {
 /**
  * Creates a storage that keeps every key in memory. Appends are kept as chunks and joined on
  * read, so appending a large log stays linear. Offers `append`, `replace` (with etags),
- * `writeStream`, `deleteMany` and `stat`.
+ * `writeStream`, `deleteMany`, `stat`, `readRange` and `listPrefixes`.
  *
  * @returns The storage; `locate(key)` is `memory://<key>`.
  *
@@ -48,6 +48,15 @@ export function createMemoryStorage(): RunStorage {
       if (entry.chunks.length > 1) entry.chunks = [concatBytes(entry.chunks, entry.size)];
       return entry.chunks[0].slice();
     },
+    async readRange(key, range) {
+      assertValidKey(name, "readRange", key);
+      assertValidRange(range);
+      const entry = entries.get(key);
+      if (entry === undefined) return undefined;
+      if (entry.chunks.length > 1) entry.chunks = [concatBytes(entry.chunks, entry.size)];
+      const end = range.length === undefined ? entry.size : range.offset + range.length;
+      return entry.chunks[0].slice(range.offset, end);
+    },
     async write(key, data, options) {
       assertValidKey(name, "write", key);
       if (options?.ifNoneMatch === "*" && entries.has(key)) {
@@ -60,9 +69,25 @@ export function createMemoryStorage(): RunStorage {
       }
       return put(key, toBytes(data));
     },
-    async *list(prefix) {
+    async *list(prefix, options) {
       assertValidKey(name, "list", prefix, true);
-      for (const key of [...entries.keys()]) if (key.startsWith(prefix)) yield key;
+      const after = options?.startAfter;
+      for (const key of [...entries.keys()]) {
+        if (key.startsWith(prefix) && (after === undefined || key > after)) yield key;
+      }
+    },
+    async *listPrefixes(prefix, options) {
+      assertValidKey(name, "listPrefixes", prefix, true);
+      const found = new Set<string>();
+      for (const key of entries.keys()) {
+        if (!key.startsWith(prefix)) continue;
+        const slash = key.indexOf("/", prefix.length);
+        if (slash > prefix.length) found.add(key.slice(0, slash + 1));
+      }
+      const after = options?.startAfter;
+      for (const folder of [...found].sort()) {
+        if (after === undefined || folder > after) yield folder;
+      }
     },
     async delete(key) {
       assertValidKey(name, "delete", key);

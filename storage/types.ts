@@ -151,6 +151,15 @@ export interface RunStorage {
    */
   readRange?(key: string, range: StorageRange): Promise<Uint8Array | undefined>;
 
+  /**
+   * Capability: the distinct "folders" right under `prefix` (which is `""` or ends in `/`):
+   * `prefix + name + "/"` for every `name` such that some key starts with it, each once, in
+   * byte order, only those after `options.startAfter` when given. Lets a listing of runs cost
+   * one entry per run instead of one per key (S3 `delimiter=/`). Without it the core lists
+   * every key under `prefix`.
+   */
+  listPrefixes?(prefix: string, options?: StorageListOptions): AsyncIterable<string>;
+
   /** Capability: deletes many keys at once (S3 DeleteObjects). */
   deleteMany?(keys: readonly string[]): Promise<void>;
 

@@ -23,7 +23,14 @@ testStorage({
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },
-  capabilities: { append: true, writeStream: true, replace: true, stat: true },
+  capabilities: {
+    append: true,
+    writeStream: true,
+    replace: true,
+    stat: true,
+    readRange: true,
+    listPrefixes: true,
+  },
 });
 
 describe("createFsStorage()", () => {

@@ -7,5 +7,13 @@ testStorage({
   name: "memory",
   create: () =>
     Promise.resolve({ storage: createMemoryStorage(), cleanup: () => Promise.resolve() }),
-  capabilities: { append: true, replace: true, writeStream: true, deleteMany: true, stat: true },
+  capabilities: {
+    append: true,
+    replace: true,
+    writeStream: true,
+    deleteMany: true,
+    stat: true,
+    readRange: true,
+    listPrefixes: true,
+  },
 });

@@ -155,7 +155,7 @@ describe("the npm package", () => {
     assert.deepEqual(stray, []);
   });
 
-  it("installs with zod and aws4fetch as its only dependencies, and no install script", async () => {
+  it("installs with zod, aws4fetch and @noble/hashes as its only dependencies, and no install script", async () => {
     // npm warns every installer about lifecycle scripts such as `prepare`.
     assert.doesNotMatch(installed.stderr, /install-scripts|prepare/);
     const lock = JSON.parse(await readFile(join(project, "package-lock.json"), "utf8")) as {
@@ -164,6 +164,7 @@ describe("the npm package", () => {
     const tree = Object.keys(lock.packages).filter((key) => key !== "").sort();
     assert.deepEqual(tree, [
       "node_modules/@baa-conductor/runner",
+      "node_modules/@noble/hashes",
       "node_modules/aws4fetch",
       "node_modules/zod",
     ]);
@@ -230,9 +231,9 @@ describe("package.json", () => {
     assert.equal(manifest.version, deno.version);
     // The published sources import exactly these bare specifiers; both manifests pin one range.
     const runtime = Object.fromEntries(
-      ["zod", "aws4fetch"].map((
+      ["@noble/hashes", "aws4fetch", "zod"].map((
         name,
-      ) => [name, String(deno.imports[name]).replace(/^npm:[^@]+@/, "")]),
+      ) => [name, String(deno.imports[name]).replace(/^npm:(@[^/]+\/)?[^@]+@/, "")]),
     );
     assert.deepEqual(manifest.dependencies, runtime);
     // Deno would try to install the other platforms' binaries of a `deno` dependency.

@@ -94,7 +94,12 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
         const after = q.get("continuation-token") !== null
           ? atob(q.get("continuation-token")!)
           : q.get("start-after") ?? "";
-        const all = [...objects.keys()].filter((k) => k.startsWith(prefix) && k > after).sort();
+        const delimiter = q.get("delimiter");
+        const folded = [...objects.keys()].filter((k) => k.startsWith(prefix)).map((k) => {
+          const cut = delimiter === null ? -1 : k.indexOf(delimiter, prefix.length);
+          return cut < 0 ? k : k.slice(0, cut + 1);
+        });
+        const all = [...new Set(folded)].filter((k) => k > after).sort();
         const size = Math.min(Number(q.get("max-keys") ?? 1000), options.pageSize ?? 1000);
         const page = all.slice(0, size);
         const truncated = all.length > size;
@@ -105,7 +110,11 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
           `<ListBucketResult><Name>${bucket}</Name>${
             encode ? "<EncodingType>url</EncodingType>" : ""
           }` +
-            page.map((k) => `<Contents><Key>${shown(k)}</Key><Size>1</Size></Contents>`).join("") +
+            page.map((k) =>
+              delimiter !== null && k.endsWith(delimiter)
+                ? `<CommonPrefixes><Prefix>${shown(k)}</Prefix></CommonPrefixes>`
+                : `<Contents><Key>${shown(k)}</Key><Size>1</Size></Contents>`
+            ).join("") +
             `<IsTruncated>${truncated}</IsTruncated>` +
             (truncated
               ? `<NextContinuationToken>${btoa(page.at(-1)!)}</NextContinuationToken>`
@@ -128,6 +137,17 @@ function createFakeS3(options: { pageSize?: number; bucket?: string } = {}) {
     if (request.method === "GET") {
       const object = objects.get(key);
       if (object === undefined) return error(404, "NoSuchKey");
+      const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.get("range") ?? "");
+      if (range !== null) {
+        const start = Number(range[1]);
+        const size = object.data.byteLength;
+        if (start >= size) return error(416, "InvalidRange");
+        const end = range[2] === "" ? size : Math.min(size, Number(range[2]) + 1);
+        return new Response(object.data.slice(start, end) as BodyInit, {
+          status: 206,
+          headers: { "content-range": `bytes ${start}-${end - 1}/${size}` },
+        });
+      }
       return new Response(object.data as BodyInit, {
         headers: [["etag", `"${object.etag}"`], ...(object.meta ?? [])],
       });
@@ -800,6 +820,35 @@ describe("createS3Storage() on a fake fetch", () => {
     assert.equal(fake.seen.at(-1)!.method, "DELETE");
   });
 
+  it("createS3Storage() list() sends startAfter as start-after under its prefix", async () => {
+    const fake = createFakeS3();
+    for (let i = 1; i <= 5; i++) {
+      fake.objects.set(`pre/log.segments/000000000${i}`, { data: bytes("x"), etag: "e" });
+    }
+    const storage = fakeStorage(fake, { prefix: "pre" });
+    const listed: string[] = [];
+    for await (
+      const key of storage.list("log.segments/", { startAfter: "log.segments/0000000003" })
+    ) {
+      listed.push(key);
+    }
+    assert.deepEqual(listed, ["log.segments/0000000004", "log.segments/0000000005"]);
+    assert.equal(fake.seen.length, 1);
+    assert.equal(fake.seen[0].url.searchParams.get("start-after"), "pre/log.segments/0000000003");
+  });
+
+  it("createS3Storage() readRange() sends one ranged GET and reads only the range", async () => {
+    const fake = createFakeS3();
+    fake.objects.set("big.log", { data: bytes("0123456789"), etag: "e" });
+    const storage = fakeStorage(fake);
+    assert.equal(decoder.decode(await storage.readRange!("big.log", { offset: 6 })), "6789");
+    assert.equal(
+      decoder.decode(await storage.readRange!("big.log", { offset: 2, length: 3 })),
+      "234",
+    );
+    assert.deepEqual(fake.seen.map((s) => s.headers.get("range")), ["bytes=6-", "bytes=2-4"]);
+  });
+
   it("createS3Storage() deleteMany() batches by 1,000 with a valid Content-MD5", async () => {
     const fake = createFakeS3();
     const keys = Array.from({ length: 2500 }, (_, i) => `runs/k${i}&<'">`);
@@ -1127,6 +1176,8 @@ const SUITE_CAPABILITIES = {
   writeStream: true,
   deleteMany: true,
   stat: true,
+  readRange: true,
+  listPrefixes: true,
 };
 
 testStorage({

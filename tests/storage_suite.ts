@@ -23,6 +23,8 @@ export interface StorageSuiteOptions {
     writeStream?: boolean;
     deleteMany?: boolean;
     stat?: boolean;
+    readRange?: boolean;
+    listPrefixes?: boolean;
   };
   /** Keys to list in the paging test (S3 pages at 1,000). */
   listCount?: number;
@@ -143,6 +145,25 @@ export function testStorage(options: StorageSuiteOptions): void {
           await Promise.all(batch);
         }
         assert.deepEqual(await keys(storage, "many/"), expected.sort());
+      }));
+
+    it("lists the keys after startAfter when asked (a hint the core filters again)", () =>
+      using(async (storage) => {
+        const all = ["sa/0000000001", "sa/0000000002", "sa/0000000003", "sa/0000000010"];
+        await Promise.all(all.map((key) => storage.write(key, key)));
+        const listed: string[] = [];
+        for await (const key of storage.list("sa/", { startAfter: "sa/0000000002" })) {
+          listed.push(key);
+        }
+        // The hint may be ignored, but no key after it may be missed.
+        const after = listed.filter((key) => key > "sa/0000000002").sort();
+        assert.deepEqual(after, ["sa/0000000003", "sa/0000000010"]);
+        assert.ok(listed.every((key) => all.includes(key)), "only keys under the prefix");
+        const none: string[] = [];
+        for await (const key of storage.list("sa/", { startAfter: "sa/0000000010" })) {
+          if (key > "sa/0000000010") none.push(key);
+        }
+        assert.deepEqual(none, []);
       }));
 
     it("deletes a key, and deleting a missing key succeeds", () =>
@@ -303,6 +324,97 @@ export function testStorage(options: StorageSuiteOptions): void {
             );
             assert.equal(text(await storage.read("s/st.json")), "reaped");
           }
+        }));
+    }
+    it(`${caps.readRange ? "offers" : "does not offer"} readRange`, () =>
+      using((storage) => {
+        assert.equal(typeof storage.readRange === "function", caps.readRange === true);
+        return Promise.resolve();
+      }));
+    if (caps.readRange) {
+      it("reads a byte range: from an offset, with a length, past the end, of a missing key", () =>
+        using(async (storage) => {
+          await storage.write("r/digits", "0123456789");
+          const range = async (offset: number, length?: number) =>
+            text(await storage.readRange!("r/digits", { offset, length }));
+          assert.equal(await range(0, 3), "012");
+          assert.equal(await range(3), "3456789");
+          assert.equal(await range(8, 10), "89", "a range past the end gives what exists");
+          assert.equal(await range(10), "");
+          assert.equal(await range(25, 4), "");
+          assert.equal(await range(4, 0), "");
+          assert.equal(await storage.readRange!("r/missing", { offset: 0 }), undefined);
+          assert.equal(await storage.readRange!("r/missing", { offset: 0, length: 0 }), undefined);
+          await storage.write("r/empty", "");
+          assert.deepEqual(await storage.readRange!("r/empty", { offset: 0 }), new Uint8Array(0));
+          await assert.rejects(storage.readRange!("r/digits", { offset: -1 }), TypeError);
+          await assert.rejects(
+            storage.readRange!("r/digits", { offset: 0, length: 1.5 }),
+            TypeError,
+          );
+        }));
+      it("reads a range of a 6 MiB value byte-exact", () =>
+        using(async (storage) => {
+          const big = new Uint8Array(6 * 1024 * 1024);
+          for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
+          await storage.write("r/big", big);
+          const middle = await storage.readRange!("r/big", { offset: 3_000_001, length: 70_000 });
+          assert.deepEqual(middle, big.subarray(3_000_001, 3_070_001));
+          const tail = await storage.readRange!("r/big", { offset: big.length - 65_536 });
+          assert.deepEqual(tail, big.subarray(big.length - 65_536));
+        }));
+    }
+    it(`${caps.listPrefixes ? "offers" : "does not offer"} listPrefixes`, () =>
+      using((storage) => {
+        assert.equal(typeof storage.listPrefixes === "function", caps.listPrefixes === true);
+        return Promise.resolve();
+      }));
+    if (caps.listPrefixes) {
+      it("lists the folders right under a prefix, each once, in order, after startAfter", () =>
+        using(async (storage) => {
+          const written = [
+            "lp/t1/r2/meta.json",
+            "lp/t1/r2/stdout.log.segments/0000000001",
+            "lp/t1/r1/meta.json",
+            "lp/t1/r1/artifacts/a/b.txt",
+            "lp/t1/file.txt",
+            "lp/t2/r9/state.json",
+            "lpx/t3/r1/meta.json",
+          ];
+          await Promise.all(written.map((key) => storage.write(key, "x")));
+          const folders = async (prefix: string, startAfter?: string) => {
+            const out: string[] = [];
+            for await (const f of storage.listPrefixes!(prefix, { startAfter })) out.push(f);
+            return out;
+          };
+          assert.deepEqual(await folders("lp/"), ["lp/t1/", "lp/t2/"]);
+          assert.deepEqual(await folders("lp/t1/"), ["lp/t1/r1/", "lp/t1/r2/"]);
+          assert.deepEqual(await folders("lp/t1/", "lp/t1/r1/"), ["lp/t1/r2/"]);
+          assert.deepEqual(await folders("lp/none/"), []);
+          assert.ok((await folders("")).includes("lpx/"));
+          // A folder whose last key is deleted is gone, as on object storage.
+          await storage.delete("lp/t2/r9/state.json");
+          assert.deepEqual(await folders("lp/"), ["lp/t1/"]);
+        }));
+      it("pages folder listings past 1,000 folders", () =>
+        using(async (storage) => {
+          const count = options.listCount ?? 1200;
+          const expected: string[] = [];
+          for (let start = 0; start < count; start += 50) {
+            const batch = [];
+            for (let i = start; i < Math.min(count, start + 50); i++) {
+              const folder = `pf/${String(i).padStart(5, "0")}/`;
+              expected.push(folder);
+              batch.push(
+                storage.write(`${folder}meta.json`, "m"),
+                storage.write(`${folder}s`, "s"),
+              );
+            }
+            await Promise.all(batch);
+          }
+          const out: string[] = [];
+          for await (const f of storage.listPrefixes!("pf/")) out.push(f);
+          assert.deepEqual(out, expected);
         }));
     }
     if (caps.writeStream) {
