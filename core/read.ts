@@ -244,6 +244,8 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
 
   const checkpoints: CheckpointRecord[] = [];
   for (const key of (await collect(storage.list(`${keys.checkpointsDir}/`))).sort()) {
+    // Records only: a git checkpoint stores its patch beside its record.
+    if (!key.endsWith(".json")) continue;
     const bytes = await storage.read(key);
     if (bytes !== undefined) {
       checkpoints.push(parseRecord(key, bytes) as CheckpointRecord);
