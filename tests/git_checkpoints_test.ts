@@ -213,7 +213,7 @@ describe("git checkpoints through runStep", () => {
           async execute() {
             for (let i = 0; i < 3; i++) {
               await put(agent, "src/app.ts", `export const answer = ${50 + i};\n`);
-              await sleep(400);
+              await waitForCaptures(storage, i + 1);
             }
             return { ok: true, outcome: "completed", summary: "edited thrice" };
           },
