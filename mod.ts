@@ -67,6 +67,11 @@ export type {
 } from "./core/retention.ts";
 export type { FollowRunLogOptions, RunChange, WatchRunOptions } from "./core/follow.ts";
 export {
+  BaseCommitMissingError,
+  CheckpointConflictError,
+  DirtyWorktreeError,
+  GitError,
+  IntegrityError,
   isPreconditionFailed,
   NotFoundError,
   RunConflictError,
@@ -75,7 +80,20 @@ export {
   StorageError,
   ValidationError,
 } from "./core/errors.ts";
+export { restoreCheckpoint } from "./git/checkpoints.ts";
 export type {
+  CheckpointRunRef,
+  GitCheckpointData,
+  GitCheckpointTrigger,
+  GitPatchObject,
+  RestoreCheckpointOptions,
+  RestoreCheckpointResult,
+} from "./git/checkpoints.ts";
+export type { GitExcludedPath, GitExcludeReason } from "./git/capture.ts";
+export type {
+  GitErrorCode,
+  GitErrorDetails,
+  GitFailureReason,
   RunnerErrorCode,
   RunnerErrorOptions,
   StorageErrorCode,
@@ -98,6 +116,7 @@ export type {
   CheckpointRecord,
   CheckpointState,
   CheckpointType,
+  GitCheckpointConfig,
   GitCommandPlan,
   GitDiffPlan,
   RunCheckpointManager,

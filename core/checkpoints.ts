@@ -44,6 +44,30 @@ export interface CheckpointConfig {
   supportedTypes: CheckpointType[];
   /** Git diff plan, when configured. */
   gitDiffPlan?: GitDiffPlan;
+  /** Git capture settings with defaults applied, when configured (capture mode only). */
+  git?: GitCheckpointConfig;
+}
+
+/** Git checkpoint settings after defaults. */
+export interface GitCheckpointConfig {
+  /** Poll interval and maximum gap, in seconds. */
+  cadenceSec: { min: number; max: number };
+  /** The base ref as given (resolved to a commit at run start). */
+  baseRef?: string;
+  /** Largest patch kept, bytes. */
+  maxPatchBytes?: number;
+  /** Largest new file captured, bytes. */
+  maxUntrackedFileBytes?: number;
+  /** Most files in a new directory captured. */
+  maxUntrackedDirFiles?: number;
+  /** Extra exclude patterns. */
+  exclude: string[];
+  /** Whether the default exclusions apply. */
+  defaultExcludes: boolean;
+  /** Patches kept (Infinity: all). */
+  keepPatches: number;
+  /** Deadline of one capture, ms. */
+  captureTimeoutMs: number;
 }
 
 /** A stored checkpoint record (`checkpoints/<seq>-<type>.json`). */
@@ -122,7 +146,25 @@ export function resolveCheckpointConfig(
       ? []
       : ["summary", "log_tail", ...(gitDiffPlan ? ["git_diff" as const] : [])],
   };
-  if (gitDiffPlan !== undefined && mode === "capture") config.gitDiffPlan = gitDiffPlan;
+  if (gitDiffPlan !== undefined && mode === "capture") {
+    config.gitDiffPlan = gitDiffPlan;
+    const git = input!.gitDiff!;
+    config.git = {
+      cadenceSec: gitDiffPlan.cadenceSec,
+      exclude: git.exclude ?? [],
+      defaultExcludes: git.defaultExcludes ?? true,
+      keepPatches: git.keepPatches ?? Infinity,
+      captureTimeoutMs: (git.captureTimeoutSec ?? 60) * 1000,
+    };
+    if (git.baseRef !== undefined) config.git.baseRef = git.baseRef;
+    if (git.maxPatchBytes !== undefined) config.git.maxPatchBytes = git.maxPatchBytes;
+    if (git.maxUntrackedFileBytes !== undefined) {
+      config.git.maxUntrackedFileBytes = git.maxUntrackedFileBytes;
+    }
+    if (git.maxUntrackedDirFiles !== undefined) {
+      config.git.maxUntrackedDirFiles = git.maxUntrackedDirFiles;
+    }
+  }
   return config;
 }
 
@@ -130,22 +172,24 @@ function createGitDiffPlan(input: NonNullable<CheckpointConfigInput["gitDiff"]>)
   const plan: GitDiffPlan = {
     checkpointType: "git_diff",
     cadenceSec: { min: input.cadenceSec?.min ?? 30, max: input.cadenceSec?.max ?? 300 },
+    // The commands each capture runs, against the run's private index and object directory
+    // (GIT_INDEX_FILE, GIT_OBJECT_DIRECTORY, GIT_OPTIONAL_LOCKS=0): never the agent's .git.
     commands: {
       statusShort: {
-        purpose: "List changed and untracked files.",
-        args: ["git", "status", "--short"],
+        purpose: "Stage the worktree, untracked files included, into the run's private index.",
+        args: ["git", "-c", "core.safecrlf=false", "add", "-A"],
       },
       binaryDiff: {
-        purpose: "Capture a replayable diff of the worktree, binary files included.",
-        args: ["git", "diff", "--binary", ...(input.baseRef ? [input.baseRef] : [])],
+        purpose: "Capture a replayable diff of the worktree against the base, binary included.",
+        args: ["git", "diff-tree", "-r", "--binary", input.baseRef ?? "HEAD", "<tree>"],
       },
     },
-    replay: { strategy: "git_apply", args: ["git", "apply", "--index"] },
+    replay: { strategy: "git_apply", args: ["git", "apply", "--3way", "--index"] },
   };
   if (input.includeStat ?? true) {
     plan.commands.diffStat = {
       purpose: "Summarize the size of the change.",
-      args: ["git", "diff", "--stat", ...(input.baseRef ? [input.baseRef] : [])],
+      args: ["git", "diff-tree", "-r", "--numstat", input.baseRef ?? "HEAD", "<tree>"],
     };
   }
   if (input.baseRef !== undefined) plan.replay.baseRef = input.baseRef;

@@ -20,6 +20,8 @@ import {
 import { createRedactor, type Redactor } from "./redact.ts";
 import { createRunWriter, type PersistedProgress, type RunWriter } from "./run-writer.ts";
 import { describeOwner } from "./owner.ts";
+import { CheckpointConflictError } from "./errors.ts";
+import type { RunGit } from "../git/checkpoints.ts";
 import {
   DEFAULT_RUN_LAYOUT_VERSION,
   type PreparedStepRun,
@@ -43,6 +45,8 @@ export interface LiveRun {
   redactor: Redactor | undefined;
   startedAt: string;
   savedArtifacts: StepArtifact[];
+  /** Git checkpoints and resume of this run, when configured. */
+  git?: RunGit;
 }
 
 export function patchState(run: PreparedStepRun, patch: RunStatePatch): void {
@@ -89,6 +93,18 @@ export async function openRun(
   const logPaths = createLocalRunPaths(storage, keys, request.runtime.repoRoot);
   const redactor = createRedactor(secrets);
   const config = resolveCheckpointConfig(request.checkpoint);
+  // Git before anything is written: a resume that would not apply, or a worktree that is not a
+  // git work tree, is refused while nothing of the run is stored.
+  const git = config.git !== undefined || request.resumeFrom !== undefined
+    ? await (await import("../git/checkpoints.ts")).prepareRunGit({
+      storage,
+      taskId: request.taskId,
+      runsRootDir: runsRoot,
+      worktree: request.runtime.worktreePath,
+      ...(config.git !== undefined ? { git: config.git } : {}),
+      ...(request.resumeFrom !== undefined ? { resumeFrom: request.resumeFrom } : {}),
+    })
+    : undefined;
   const checkpointManager = createRunCheckpointManager(
     request,
     keys.checkpointsDir,
@@ -122,6 +138,11 @@ export async function openRun(
   };
   if (request.promptSummary !== undefined) metadata.promptSummary = request.promptSummary;
   if (request.command !== undefined) metadata.command = request.command;
+  if (git?.capturer !== undefined) metadata.git = { baseCommit: git.capturer.baseCommit };
+  if (git?.resume !== undefined) {
+    const { runId, seq, baseCommit } = git.resume;
+    metadata.resumedFrom = { runId, seq, baseCommit };
+  }
   const run: PreparedStepRun = {
     request,
     logPaths,
@@ -180,11 +201,17 @@ export async function openRun(
     redactor,
     startedAt,
     savedArtifacts: [],
+    ...(git !== undefined ? { git } : {}),
   };
 
   // meta.json first, create-only: it is the fence against a duplicate run. Nothing is written
   // before it, so a refused duplicate leaves no trace.
-  await writer.create(JSON.stringify(run.metadata, null, 2) + "\n", run.state);
+  try {
+    await writer.create(JSON.stringify(run.metadata, null, 2) + "\n", run.state);
+  } catch (error) {
+    await git?.dispose();
+    throw error;
+  }
   await persistCheckpoint(live, preparation);
   recordEvent(live, {
     type: "run_prepared",
@@ -211,6 +238,7 @@ export async function openRun(
     if (checkpoint.gitDiffPlan !== undefined) {
       data.gitDiffCommands = JSON.parse(JSON.stringify(checkpoint.gitDiffPlan));
     }
+    if (git?.capturer !== undefined) data.gitBaseCommit = git.capturer.baseCommit;
     recordEvent(live, {
       type: "checkpoint_slot_reserved",
       level: "info",
@@ -218,6 +246,65 @@ export async function openRun(
       data,
     });
   }
+  if (git?.resume !== undefined) await resume(live, git.resume);
   await writer.flush();
   return live;
+}
+
+/**
+ * Applies the checkpoint a run resumes from (a dry run accepted it before meta.json). When it
+ * fails now (the worktree changed meanwhile), the run is closed as failed (`resume_failed`)
+ * before any worker starts, and the error is thrown.
+ */
+async function resume(live: LiveRun, from: NonNullable<RunGit["resume"]>): Promise<void> {
+  const worktree = live.run.request.runtime.worktreePath;
+  let problem: unknown;
+  let conflicts: string[] = [];
+  try {
+    const { applyResume } = await import("../git/checkpoints.ts");
+    conflicts = await applyResume(worktree, from);
+  } catch (error) {
+    problem = error;
+  }
+  if (problem === undefined && conflicts.length === 0) {
+    recordEvent(live, {
+      type: "checkpoint_restored",
+      level: "info",
+      message:
+        `Restored git checkpoint #${from.seq} of run '${from.runId}' into the worktree (base ${from.baseCommit}).`,
+      data: {
+        fromRunId: from.runId,
+        seq: from.seq,
+        baseCommit: from.baseCommit,
+        excluded: from.excluded.length,
+      },
+    });
+    return;
+  }
+  const error = problem ??
+    new CheckpointConflictError(
+      `Checkpoint #${from.seq} of run '${from.runId}' did not apply cleanly to '${worktree}'`,
+      conflicts,
+    );
+  const summary = `Could not resume from run '${from.runId}': ${(error as Error).message}`;
+  const finishedAt = new Date().toISOString();
+  recordEvent(live, {
+    type: "step_failed",
+    level: "error",
+    createdAt: finishedAt,
+    message: summary,
+    data: { ok: false, blocked: false, needsHuman: false, exitCode: 1, reason: "resume_failed" },
+  });
+  try {
+    await live.writer.close({
+      status: "failed",
+      finishedAt,
+      summary,
+      exitCode: 1,
+      reason: "resume_failed",
+    });
+  } finally {
+    await live.git?.dispose();
+  }
+  throw error;
 }

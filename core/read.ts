@@ -283,7 +283,9 @@ export async function readRun(storage: RunStorage, ref: RunRef): Promise<StoredR
   }
   const events = parseEvents(decoder.decode(workerLog ?? new Uint8Array(0)));
 
-  const checkpoints = (await mapLimited(checkpointKeys.sort(), async (key) => {
+  // Records only: a git checkpoint stores its patch (`.patch.gz`) beside its record.
+  const recordKeys = checkpointKeys.filter((key) => key.endsWith(".json")).sort();
+  const checkpoints = (await mapLimited(recordKeys, async (key) => {
     const bytes = await storage.read(key);
     return bytes === undefined ? undefined : parseRecord(key, bytes) as CheckpointRecord;
   })).filter((record): record is CheckpointRecord => record !== undefined);

@@ -30,6 +30,11 @@ import {
   TERMINAL_EVENT,
 } from "./outcome.ts";
 import { mergeArtifacts, saveArtifact } from "./artifacts.ts";
+import { startRunCheckpoints } from "./run-git.ts";
+import type { GitCheckpointer } from "../git/checkpoints.ts";
+
+/** Deadline of the capture taken on timeout or cancel, before the worker is stopped. */
+const ABORT_CAPTURE_TIMEOUT_MS = 15_000;
 export type { OutputCaps, RunStepOptions } from "./options.ts";
 
 /**
@@ -61,6 +66,8 @@ export async function prepareStepRun(
 ): Promise<PreparedStepRun> {
   // Null options reach validation (a ValidationError) rather than failing here.
   const live = await openRun(request, options, options?.secrets ?? []);
+  // Nothing runs after preparation: the capturer's private state is not needed.
+  await live.git?.dispose();
   return live.run;
 }
 
@@ -145,8 +152,19 @@ export async function runStep(
   const quietMs = options.flushIntervalMs ?? 1000;
   const stdout = createStreamWriter(live, "stdout", { cap: streamCap(options, "stdout"), quietMs });
   const stderr = createStreamWriter(live, "stderr", { cap: streamCap(options, "stderr"), quietMs });
+  let checkpointer: GitCheckpointer | undefined;
+  let aborting = false;
   const abort = (reason: RunAbortReason) => {
-    if (!controller.signal.aborted) controller.abort(reason);
+    if (controller.signal.aborted || aborting) return;
+    if (checkpointer !== undefined && reason.reason !== "storage") {
+      // The worker's work is captured before the worker is stopped.
+      aborting = true;
+      const trigger = reason.reason === "timeout" ? "timeout" : "cancel";
+      void checkpointer.capture(trigger, { timeoutMs: ABORT_CAPTURE_TIMEOUT_MS })
+        .finally(() => controller.abort(reason));
+      return;
+    }
+    controller.abort(reason);
   };
   const timeout = setTimeout(
     () => abort({ reason: "timeout", message: `Timed out after ${request.timeoutSec}s.` }),
@@ -171,6 +189,7 @@ export async function runStep(
     }, { status: "running" });
     writer.start();
     await writer.flush();
+    checkpointer = await startRunCheckpoints(live);
 
     const context: WorkerExecutionContext = {
       // Output after the run closed (timeout, cancel, storage failure) is ignored.
@@ -214,6 +233,11 @@ export async function runStep(
     });
     const ending = await Promise.race([execution, abandoned, storageFailed]);
     closed = true;
+    if (checkpointer !== undefined) {
+      // Once more after the worker exited (nothing is stored when the tree did not change).
+      await checkpointer.stop();
+      await checkpointer.capture("final");
+    }
 
     const { outcome: outcome, reason } = settle(ending, abortReason(controller.signal));
     const summary = live.redactor ? live.redactor.redactText(outcome.summary) : outcome.summary;

@@ -113,9 +113,21 @@ export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.
     gitDiff: z.strictObject({
       cadenceSec: z.strictObject({ min: z.number().positive(), max: z.number().positive() })
         .refine((c) => c.min <= c.max, "min must not exceed max").optional(),
-      baseRef: z.string().min(1).optional(),
+      baseRef: z.string().min(1).refine((ref) => !ref.startsWith("-"), "must not start with '-'")
+        .optional(),
       includeStat: z.boolean().optional(),
+      maxPatchBytes: z.number().int().positive().optional(),
+      maxUntrackedFileBytes: z.number().int().positive().optional(),
+      maxUntrackedDirFiles: z.number().int().positive().optional(),
+      exclude: z.array(z.string().min(1)).optional(),
+      defaultExcludes: z.boolean().optional(),
+      keepPatches: z.number().int().min(1).optional(),
+      captureTimeoutSec: z.number().positive().max(3600).optional(),
     }).optional(),
+  }).optional(),
+  resumeFrom: z.strictObject({
+    runId: idSchema(),
+    seq: z.number().int().min(1).optional(),
   }).optional(),
 }) as unknown as RunnerSchema<StepExecutionRequest>;
 
@@ -134,6 +146,8 @@ export const RunMetadataSchema: RunnerSchema<RunMetadata> = z.object({
   checkpointMode: z.string(),
   promptSummary: z.string().optional(),
   command: z.union([z.string(), z.array(z.string())]).optional(),
+  git: z.object({ baseCommit: z.string() }).optional(),
+  resumedFrom: z.object({ runId: z.string(), seq: z.number(), baseCommit: z.string() }).optional(),
 });
 
 /** Schema of `state.json`. */
@@ -184,7 +198,10 @@ export const WorkerLifecycleLogEntrySchema: RunnerSchema<WorkerLifecycleLogEntry
   type: z.enum([
     "run_prepared",
     "checkpoint_slot_reserved",
+    "checkpoint_restored",
     "worker_started",
+    "checkpoint_captured",
+    "checkpoint_failed",
     "artifact_saved",
     "output_truncated",
     "worker_execution_deferred",

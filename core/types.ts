@@ -33,15 +33,19 @@ export type StepExecutionOutcome = "prepared" | "completed" | "failed" | "blocke
 
 /**
  * Lifecycle event types, in the order the runner emits them:
- * `run_prepared`, `checkpoint_slot_reserved` (capture mode), `worker_started`,
- * `artifact_saved` (any number), `output_truncated` (once per capped stream),
+ * `run_prepared`, `checkpoint_slot_reserved` (capture mode), `checkpoint_restored` (resume),
+ * `worker_started`, `artifact_saved`, `checkpoint_captured` and `checkpoint_failed` (git
+ * checkpoints; any number), `output_truncated` (once per capped stream),
  * `worker_execution_deferred` (placeholder outcome), `worker_exited`, then one terminal
  * `step_prepared` | `step_completed` | `step_failed` | `step_blocked`.
  */
 export type WorkerLifecycleEventType =
   | "run_prepared"
   | "checkpoint_slot_reserved"
+  | "checkpoint_restored"
   | "worker_started"
+  | "checkpoint_captured"
+  | "checkpoint_failed"
   | "artifact_saved"
   | "output_truncated"
   | "worker_execution_deferred"
@@ -64,14 +68,36 @@ export interface StepRuntime {
   runsRootDir?: string;
 }
 
-/** Git diff capture plan options (recorded in the checkpoint plan; capture comes later). */
+/**
+ * Git checkpoints of the worktree: captured while the worker runs, on timeout/cancel before the
+ * worker is stopped, and once more after it exits, each as a record plus a gzip patch against a
+ * base commit, without touching the agent's `.git`.
+ */
 export interface GitDiffCheckpointInput {
-  /** Capture cadence bounds, in seconds. Default `{ min: 30, max: 300 }`. */
+  /**
+   * Cadence in seconds: the worktree is polled every `min` (a cheap tick when nothing changed);
+   * a change is stored once it stayed the same for one poll, or `max` after the last stored
+   * checkpoint. Default `{ min: 30, max: 300 }`.
+   */
   cadenceSec?: { min: number; max: number };
-  /** Ref the diffs are taken against and replayed onto. */
+  /** The commit patches are taken against and replayed onto; default `HEAD` at run start. */
   baseRef?: string;
-  /** Also plan `git diff --stat`. Default true. */
+  /** Record the change's stats (files, insertions, deletions). Default true. */
   includeStat?: boolean;
+  /** Largest patch kept (bytes); a larger one keeps its stats and is marked truncated. Default 32 MiB. */
+  maxPatchBytes?: number;
+  /** New files larger than this (bytes) are left out and listed. Default 5 MiB. */
+  maxUntrackedFileBytes?: number;
+  /** New directories with more files than this are left out and listed. Default 1000. */
+  maxUntrackedDirFiles?: number;
+  /** Patterns left out (`.gitignore` syntax), after the defaults (`.env*`, key files, ...). */
+  exclude?: string[];
+  /** Apply the default exclusions first. Default true. */
+  defaultExcludes?: boolean;
+  /** Patches kept; older ones are deleted and their records say so. Default: all. */
+  keepPatches?: number;
+  /** Deadline of one capture, in seconds. Default 60. */
+  captureTimeoutSec?: number;
 }
 
 /** Checkpoint options of a request. */
@@ -116,6 +142,11 @@ export interface StepExecutionRequest {
   runtime: StepRuntime;
   /** Checkpoint options. */
   checkpoint?: CheckpointConfigInput;
+  /**
+   * Start from another attempt's work: that run's git checkpoint (`seq`, default its latest) is
+   * restored into `runtime.worktreePath` before the worker starts. Same task, same storage.
+   */
+  resumeFrom?: { runId: string; seq?: number };
 }
 
 /** Keys (relative to the storage root) of one run's records. */
@@ -320,6 +351,10 @@ export interface RunMetadata {
   promptSummary?: string;
   /** Command (redacted). */
   command?: string | string[];
+  /** Git checkpoints: the base commit every patch of this run applies to. */
+  git?: { baseCommit: string };
+  /** The attempt this one resumed from: its run, the checkpoint restored, the base commit. */
+  resumedFrom?: { runId: string; seq: number; baseCommit: string };
 }
 
 /** `state.json`: the mutable snapshot, replaced whole at each flush. */

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { createRepos, put, withTempDir as withGitDir } from "./git_helpers.ts";
 import {
   createMemoryStorage,
   createPlaceholderWorkerExecutor,
@@ -520,38 +521,75 @@ describe("prepareStepRun()", () => {
   });
 
   it("keeps the git diff plan in the checkpoint config and the slot event", async () => {
-    const storage = createMemoryStorage();
-    const result = await runStep(
-      baseRequest({
-        checkpoint: {
-          gitDiff: { baseRef: "main", cadenceSec: { min: 10, max: 60 } },
-          logTailLines: 3,
-        },
-      }),
-      {
-        execute: () => ({
-          ok: true,
-          outcome: "completed",
-          summary: "ok",
-          stdout: ["a", "b", "c", "d", "e"],
+    await withGitDir("runner-plan-", async (root) => {
+      const { agent, base } = await createRepos(root, (dir) => put(dir, "a.txt", "a\n"));
+      const storage = createMemoryStorage();
+      const result = await runStep(
+        baseRequest({
+          runtime: { repoRoot: agent, worktreePath: agent },
+          checkpoint: {
+            gitDiff: { baseRef: "main", cadenceSec: { min: 10, max: 60 } },
+            logTailLines: 3,
+          },
         }),
-      },
-      { storage },
-    );
-    assert.deepEqual(result.checkpoint.supportedTypes, ["summary", "log_tail", "git_diff"]);
-    assert.deepEqual(result.checkpoint.gitDiffPlan?.commands.binaryDiff.args, [
-      "git",
-      "diff",
-      "--binary",
-      "main",
-    ]);
-    const slot = result.lifecycleEvents.find((e) => e.type === "checkpoint_slot_reserved")!;
-    assert.deepEqual((slot.data.gitDiffCommands as { cadenceSec: unknown }).cadenceSec, {
-      min: 10,
-      max: 60,
+        {
+          execute: () => ({
+            ok: true,
+            outcome: "completed",
+            summary: "ok",
+            stdout: ["a", "b", "c", "d", "e"],
+          }),
+        },
+        { storage },
+      );
+      assert.deepEqual(result.checkpoint.supportedTypes, ["summary", "log_tail", "git_diff"]);
+      // The plan describes the commands captures really run (against a private index).
+      assert.deepEqual(result.checkpoint.gitDiffPlan?.commands.binaryDiff.args, [
+        "git",
+        "diff-tree",
+        "-r",
+        "--binary",
+        "main",
+        "<tree>",
+      ]);
+      assert.deepEqual(result.checkpoint.gitDiffPlan?.replay.args, [
+        "git",
+        "apply",
+        "--3way",
+        "--index",
+      ]);
+      const slot = result.lifecycleEvents.find((e) => e.type === "checkpoint_slot_reserved")!;
+      assert.deepEqual((slot.data.gitDiffCommands as { cadenceSec: unknown }).cadenceSec, {
+        min: 10,
+        max: 60,
+      });
+      assert.equal(slot.data.gitBaseCommit, base);
+      assert.equal(result.metadata.git?.baseCommit, base);
+      const tail = result.checkpoint.records.find((r) => r.type === "log_tail")!;
+      assert.deepEqual((tail.data.lines as { text: string }[]).map((l) => l.text), [
+        "c",
+        "d",
+        "e",
+      ]);
     });
-    const tail = result.checkpoint.records.find((r) => r.type === "log_tail")!;
-    assert.deepEqual((tail.data.lines as { text: string }[]).map((l) => l.text), ["c", "d", "e"]);
+  });
+
+  it("refuses git checkpoints on a worktree that is not a git work tree, writing nothing", async () => {
+    await withGitDir("runner-nogit-", async (root) => {
+      const storage = createMemoryStorage();
+      await assert.rejects(
+        runStep(
+          baseRequest({
+            runtime: { repoRoot: root, worktreePath: root },
+            checkpoint: { gitDiff: {} },
+          }),
+          undefined,
+          { storage },
+        ),
+        ValidationError,
+      );
+      assert.deepEqual(await allKeys(storage), []);
+    });
   });
 });
 
