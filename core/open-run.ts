@@ -65,15 +65,18 @@ export function recordEvent(
   patchState(live.run, statePatch);
 }
 
-export async function persistCheckpoint(
-  live: LiveRun,
-  record: CheckpointRecord | undefined,
-): Promise<void> {
+/**
+ * Starts storing a checkpoint record beside the logs; state.json claims it once it is stored.
+ * Not awaited by the phases (close() waits for it): a failure reaches the run through the
+ * writer's failure.
+ */
+export function persistCheckpoint(live: LiveRun, record: CheckpointRecord | undefined): void {
   if (record === undefined) return;
   const body = JSON.stringify(live.redactor ? live.redactor.redactData(record) : record, null, 2) +
     "\n";
-  await live.writer.writeRecord(record.file.storageKey, body);
-  patchState(live.run, { checkpointSeq: record.seq });
+  live.writer.writeRecord(record.file.storageKey, body, () => {
+    patchState(live.run, { checkpointSeq: Math.max(live.run.state.checkpointSeq, record.seq) });
+  }).catch(() => {});
 }
 
 export async function openRun(
@@ -182,9 +185,11 @@ export async function openRun(
   };
 
   // meta.json first, create-only: it is the fence against a duplicate run. Nothing is written
-  // before it, so a refused duplicate leaves no trace.
-  await writer.create(JSON.stringify(run.metadata, null, 2) + "\n", run.state);
-  await persistCheckpoint(live, preparation);
+  // before it, so a refused duplicate leaves no trace. Everything after it goes out together:
+  // the preparation checkpoint now, the events and state.json with the first flush (within one
+  // interval, or at close for a run that ends sooner).
+  await writer.create(JSON.stringify(run.metadata, null, 2) + "\n");
+  persistCheckpoint(live, preparation);
   recordEvent(live, {
     type: "run_prepared",
     level: "info",
@@ -217,6 +222,5 @@ export async function openRun(
       data,
     });
   }
-  await writer.flush();
   return live;
 }

@@ -60,6 +60,7 @@ export async function prepareStepRun(
   options: RunStepOptions = {},
 ): Promise<PreparedStepRun> {
   const live = await openRun(request, options, options.secrets ?? []);
+  await live.writer.flush();
   return live.run;
 }
 
@@ -170,8 +171,8 @@ export async function runStep(
         worktreePath: request.runtime.worktreePath,
       },
     }, { status: "running" });
+    // The first flush comes with the interval (or at close, for a run that ends sooner).
     writer.start();
-    await writer.flush();
 
     const context: WorkerExecutionContext = {
       // Output after the run closed (timeout, cancel, storage failure) is ignored.
@@ -265,7 +266,7 @@ export async function runStep(
       data: terminalData,
     });
 
-    await persistCheckpoint(
+    persistCheckpoint(
       live,
       emitLogTailCheckpoint(
         run.checkpointManager,
