@@ -54,7 +54,11 @@ for (let i = 0; i < runs; i++) {
 times.sort((a, b) => a - b);
 const median = times[Math.floor(times.length / 2)];
 console.log(
-  `SIGKILL of the orchestrator -> worker group gone, ${runs} runs: median ${median.toFixed(0)} ms, ` +
+  `SIGKILL of the orchestrator -> worker group gone, ${runs} runs: median ${
+    median.toFixed(0)
+  } ms, ` +
     `min ${times[0].toFixed(0)} ms, max ${times.at(-1)!.toFixed(0)} ms`,
 );
-console.log("(the watchdog sends SIGTERM at once, SIGKILL once the command is gone or after min(killGraceMs, 2 s))");
+console.log(
+  "(the watchdog sends SIGTERM at once, SIGKILL once the command is gone or after min(killGraceMs, 2 s))",
+);

@@ -10,7 +10,7 @@
 // terminal state is written by close() last, once every other record of the run is stored.
 
 import { isPreconditionFailed, RunConflictError } from "./errors.ts";
-import { concatBytes, encodeParts } from "./bytes.ts";
+import { concatBytes, encodePartList } from "./bytes.ts";
 import { logKey, segmentKey } from "./layout.ts";
 import { composeLog, deleteKeys } from "./segments.ts";
 import type { RunStorage } from "../storage/types.ts";
@@ -245,10 +245,10 @@ export function createRunWriter(
   function takeBuffers(): {
     seq: number;
     outputAt: number | undefined;
-    data: Record<WorkerLogChannel, Uint8Array | undefined>;
+    data: Record<WorkerLogChannel, Uint8Array[] | undefined>;
   } {
     const seq = currentSeq();
-    const data: Record<WorkerLogChannel, Uint8Array | undefined> = {
+    const data: Record<WorkerLogChannel, Uint8Array[] | undefined> = {
       stdout: undefined,
       stderr: undefined,
       worker: undefined,
@@ -257,12 +257,12 @@ export function createRunWriter(
     for (const channel of CHANNELS) {
       const buffer = pending[channel];
       if (buffer.parts.length === 0) continue;
-      const bytes = encodeParts(buffer.parts);
+      const parts = encodePartList(buffer.parts);
       buffer.parts = [];
       pendingBytes -= buffer.bytes;
       buffer.bytes = 0;
       if (channel !== "worker") outputAt = Math.max(outputAt ?? 0, buffer.lastPushAt);
-      if (bytes.byteLength > 0) data[channel] = bytes;
+      if (parts.length > 0) data[channel] = parts;
     }
     releaseProducers();
     return { seq, outputAt, data };
@@ -275,14 +275,24 @@ export function createRunWriter(
     if (outputAt !== undefined) persisted.lastOutputAt = outputAt;
   }
 
-  /** Appends to a log, or writes its next segment (kept in memory while the budget allows). */
-  async function storeChunk(channel: WorkerLogChannel, data: Uint8Array): Promise<void> {
+  /**
+   * Appends to a log (its parts as they are where the storage can write them so), or writes its
+   * next segment (kept in memory while the budget allows).
+   */
+  async function storeChunk(channel: WorkerLogChannel, parts: Uint8Array[]): Promise<void> {
     const buffer = pending[channel];
     const key = logKey(keys, channel);
+    let size = 0;
+    for (const part of parts) size += part.byteLength;
     if (nativeAppend) {
-      await counted(() => storage.append!(key, data));
+      if (storage.appendParts && parts.length > 1) {
+        await counted(() => storage.appendParts!(key, parts));
+      } else {
+        await counted(() => storage.append!(key, concatBytes(parts, size)));
+      }
       buffer.exists = true;
     } else {
+      const data = concatBytes(parts, size);
       const index = ++buffer.segments;
       if (buffer.retained !== undefined) {
         if (retainedTotal + data.byteLength <= RETAIN_BYTES) {
@@ -297,7 +307,7 @@ export function createRunWriter(
       }
       await counted(() => storage.write(segmentKey(key, index), data));
     }
-    buffer.totalBytes += data.byteLength;
+    buffer.totalBytes += size;
   }
 
   /** One flush's logs, all channels at once (each flush waits for the previous one). */
@@ -369,10 +379,10 @@ export function createRunWriter(
   }
 
   /** Writes a log whole at its key: its last bytes, after its segments (kept or read back). */
-  async function storeWhole(channel: WorkerLogChannel, last: Uint8Array | undefined) {
+  async function storeWhole(channel: WorkerLogChannel, last: Uint8Array[] | undefined) {
     const buffer = pending[channel];
     const key = logKey(keys, channel);
-    const extra = last ?? new Uint8Array(0);
+    const extra = concatBytes(last ?? [new Uint8Array(0)]);
     if (buffer.retained !== undefined) {
       await counted(() => storage.write(key, concatBytes([...buffer.retained!, extra])));
     } else {
@@ -401,7 +411,7 @@ export function createRunWriter(
       // Appending nothing still creates a log that was never written.
       const append = (channel: WorkerLogChannel) =>
         data[channel] !== undefined || !pending[channel].exists
-          ? storeChunk(channel, data[channel] ?? new Uint8Array(0))
+          ? storeChunk(channel, data[channel] ?? [new Uint8Array(0)])
           : undefined;
       await Promise.all([...OUTPUT_CHANNELS.map(append), settleRecords()]);
       await append("worker");

@@ -1,6 +1,6 @@
 // Output streams of a run: redaction, byte caps, sequencing, into the write path.
 
-import { encodeText, utf8Length } from "./bytes.ts";
+import { encodeText, isHandedOver, utf8Length } from "./bytes.ts";
 import { recordStreamChunk } from "./log-session.ts";
 import type { RedactionStream } from "./redact.ts";
 import type { StreamLogChannel } from "./types.ts";
@@ -70,8 +70,8 @@ export function createStreamWriter(
       }
       if (typeof chunk === "string") return store(chunk, utf8Length(chunk), true);
       // Copy: the caller may reuse its buffer before the flush (a reused read buffer would
-      // otherwise corrupt the log silently).
-      return store(chunk.slice(), chunk.byteLength, true);
+      // otherwise corrupt the log silently); bytes handed over (a pipe's fresh reads) are kept.
+      return store(isHandedOver(chunk) ? chunk : chunk.slice(), chunk.byteLength, true);
     },
     end() {
       if (redaction === undefined) return;
