@@ -85,7 +85,7 @@ async function appendAll(path: string, parts: readonly Uint8Array[]): Promise<vo
   const { fs } = await load();
   const handle = await fs.open(path, "a");
   try {
-    let rest = [...parts];
+    const rest = [...parts];
     while (rest.length > 0) {
       let { bytesWritten } = await handle.writev(rest);
       // A short write: drop what was written and go on with the rest.
