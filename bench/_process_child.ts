@@ -4,7 +4,8 @@
 //   <runtime> bench/_process_child.ts <scenario> <source file> <bytes>
 // scenarios: runner-fs (createProcessExecutor + runStep on fs), redirect (the generator's
 // output redirected to a file by the shell), pipe-discard (the generator's stdout read in this
-// runtime and dropped), runner-true (ms per run of `true` through runStep on memory storage).
+// runtime and dropped; pipe-discard-deno: the same through Deno.Command; pipe-discard-detached:
+// that with the generator in its own session, as the executor starts commands), runner-true (ms per run of `true` through runStep on memory storage).
 
 import { spawn } from "node:child_process";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
@@ -16,6 +17,18 @@ const [scenario, source, sizeArg] = process.argv.slice(2);
 const SIZE = Number(sizeArg);
 /** The cheap generator: dd copying a cached file to its stdout in 64 KiB blocks. */
 const COMMAND = ["dd", `if=${source}`, "bs=64K", "status=none"];
+
+interface DenoApi {
+  Command: new (file: string, options: {
+    args: string[];
+    stdin: "null";
+    stdout: "piped";
+    stderr: "null";
+    detached: boolean;
+  }) => {
+    spawn(): { stdout: ReadableStream<Uint8Array>; status: Promise<{ success: boolean }> };
+  };
+}
 
 function request(root: string, runId = "run-1") {
   return {
@@ -118,6 +131,24 @@ async function main(): Promise<Record<string, unknown>> {
       let bytes = 0;
       for await (const chunk of child.stdout!) bytes += (chunk as Uint8Array).byteLength;
       if ((await done) !== 0) throw new Error("generator failed");
+      return { ms: performance.now() - start, peakRss: peak(), ok: bytes === SIZE };
+    }
+    if (scenario === "pipe-discard-deno" || scenario === "pipe-discard-detached") {
+      // The same floor read through Deno.Command, which the process executor uses on Deno;
+      // "detached" starts the generator in a session of its own, as the executor must (its
+      // process group is what a stop signals).
+      const deno = (globalThis as { Deno?: DenoApi }).Deno;
+      if (deno === undefined) throw new Error(`${scenario} runs on Deno only`);
+      const child = new deno.Command(COMMAND[0], {
+        args: COMMAND.slice(1),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+        detached: scenario === "pipe-discard-detached",
+      }).spawn();
+      let bytes = 0;
+      for await (const chunk of child.stdout) bytes += chunk.byteLength;
+      if (!(await child.status).success) throw new Error("generator failed");
       return { ms: performance.now() - start, peakRss: peak(), ok: bytes === SIZE };
     }
     throw new Error(`Unknown scenario '${scenario}'`);

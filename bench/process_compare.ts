@@ -15,7 +15,22 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const REPS = numberArg("--reps", 5);
 const SIZE = numberArg("--bytes", 209_715_200);
 const RUNTIMES = stringArg("--runtimes", "deno,node").split(",");
-const SCENARIOS = ["runner-fs", "redirect", "pipe-discard", "runner-true"];
+const SCENARIOS = [
+  "runner-fs",
+  "redirect",
+  "pipe-discard",
+  "pipe-discard-deno",
+  "pipe-discard-detached",
+  "runner-true",
+];
+const scenariosOf = (runtime: string) =>
+  SCENARIOS.filter((s) => runtime === "deno" || !s.startsWith("pipe-discard-"));
+/** The floor: the faster way this runtime has to read the pipe and drop the bytes. */
+const floorOf = (runtime: string) =>
+  runtime === "deno" &&
+    med("deno pipe-discard-deno") < med("deno pipe-discard")
+    ? "deno pipe-discard-deno"
+    : `${runtime} pipe-discard`;
 
 interface Report {
   ms: number;
@@ -61,6 +76,8 @@ async function makeSource(): Promise<string> {
   return path;
 }
 
+const results = new Map<string, Report[]>();
+const med = (name: string) => median(results.get(name)!.map((r) => r.ms));
 const source = await makeSource();
 try {
   console.log(
@@ -70,10 +87,9 @@ try {
   console.log(`generator: dd if=<cached ${SIZE}-byte file> bs=64K status=none`);
   console.log(`load average at start: ${loadAverage()}`);
   const started = performance.now();
-  const results = new Map<string, Report[]>();
   for (let rep = 1; rep <= REPS; rep++) {
     for (const runtime of RUNTIMES) {
-      for (const scenario of SCENARIOS) {
+      for (const scenario of scenariosOf(runtime)) {
         const r = await runChild(runtime, scenario, source);
         const name = `${runtime} ${scenario}`;
         results.set(name, [...(results.get(name) ?? []), r]);
@@ -90,14 +106,13 @@ try {
       ((performance.now() - started) / 1000).toFixed(1)
     } s, load average at end: ${loadAverage()})\n`,
   );
-  const med = (name: string) => median(results.get(name)!.map((r) => r.ms));
   /** Median over repetitions of a/b, pairing runs of the same repetition. */
   const paired = (a: string, b: string) =>
     median(results.get(a)!.map((r, i) => results.get(b)![i].ms / r.ms));
   let ok = true;
   const rows: string[][] = [];
   for (const runtime of RUNTIMES) {
-    for (const scenario of ["runner-fs", "redirect", "pipe-discard"]) {
+    for (const scenario of scenariosOf(runtime).filter((s) => s !== "runner-true")) {
       const name = `${runtime} ${scenario}`;
       const runs = results.get(name)!;
       if (!runs.every((r) => r.ok)) ok = false;
@@ -105,7 +120,11 @@ try {
         name,
         med(name).toFixed(0),
         (SIZE / 1e6 / (med(name) / 1000)).toFixed(0),
-        scenario === "runner-fs" ? paired(name, `${runtime} pipe-discard`).toFixed(2) : "-",
+        scenario === "runner-fs"
+          ? paired(name, floorOf(runtime)).toFixed(2)
+          : scenario === "pipe-discard-detached"
+          ? paired(name, floorOf(runtime)).toFixed(2)
+          : "-",
         paired(name, `${runtime} redirect`).toFixed(2),
         String(runs[0].writes ?? "-"),
         mb(median(runs.map((r) => r.peakRss))),
@@ -113,7 +132,10 @@ try {
       ]);
     }
   }
-  console.log(`(i) ${SIZE} bytes of output (ratios: throughput, per-repetition medians)`);
+  console.log(
+    `(i) ${SIZE} bytes of output (ratios: throughput, per-repetition medians; floor: ` +
+      `${RUNTIMES.map(floorOf).join(", ")})`,
+  );
   printTable(
     ["scenario", "median ms", "MB/s", "x floor", "x redirect", "writes", "RSS MB", "ok"],
     rows,
