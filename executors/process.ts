@@ -72,7 +72,9 @@ const WATCHDOG_SCRIPT = [
   'polls="$1"; from="$2"; shift 2; cmd=$$',
   // A lifeline on stdin moves to fd 3 first: an asynchronous list's stdin is /dev/null.
   'if [ "$from" = stdin ]; then exec 3<&0 </dev/null; fi',
-  '( ( trap "" TERM INT HUP',
+  // The watcher holds none of the command's output pipes: they end when the command's group
+  // is done with them, not when the watcher leaves.
+  '( ( exec >/dev/null 2>&1; trap "" TERM INT HUP',
   "    if read -r _ <&3; then exit 0; fi",
   "    kill -TERM 0 2>/dev/null",
   "    n=0",
@@ -87,8 +89,6 @@ const WATCHDOG_SCRIPT = [
 // After the command exits, how long the quitting watcher may take to leave the group before what
 // remains counts as processes the command left behind.
 const WATCHDOG_EXIT_MS = 500;
-// How long the group is watched with kill(-pgid, 0) alone before zombies are told apart.
-const WATCHDOG_QUICK_EXIT_MS = 10;
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -332,14 +332,9 @@ async function runProcess(
   };
   /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
   const groupOutlives = async (withinMs: number): Promise<boolean> => {
-    const started = Date.now();
-    const deadline = started + withinMs;
-    // The watcher normally leaves within a few ms of being told: watch the group with the
-    // cheap kill(-pgid, 0) first, and read /proc (tens of ms on a busy machine) only after.
-    while (Date.now() - started < WATCHDOG_QUICK_EXIT_MS) {
-      if (!signalGroup(0)) return false;
-      await delay(2);
-    }
+    const deadline = Date.now() + withinMs;
+    // One look at /proc normally settles it: the watcher (leaving by itself) and zombies waiting
+    // for init do not count. Waiting for them to go took tens of ms under load.
     while (await groupAlive()) {
       if (Date.now() >= deadline) return true;
       await delay(10);
@@ -697,9 +692,13 @@ async function spawnError(error: unknown, file: string, cwd: string): Promise<Ru
   return new RunnerError(`Could not start command '${file}'`, { cause: error });
 }
 
+/** How the watcher's command line starts (the subshells of the watchdog shell keep its argv). */
+const WATCHER_CMDLINE = ["/bin/sh", "-c", WATCHDOG_SCRIPT, "baa-watchdog", ""].join("\0");
+
 /**
- * Number of processes of group `pgid` that are not zombies, from Linux's /proc; `undefined`
- * when that cannot be told (no /proc, no permission, or the group's members are not visible).
+ * Number of processes of group `pgid` that are neither zombies nor the watchdog's watcher (which
+ * leaves by itself once told the command ended), from Linux's /proc; `undefined` when that
+ * cannot be told (no /proc, no permission, or the group's members are not visible).
  */
 async function liveGroupMembers(pgid: number): Promise<number | undefined> {
   // Synchronous reads: ~100 tiny files cost a few ms this way, and ten times more through the
@@ -729,7 +728,13 @@ async function liveGroupMembers(pgid: number): Promise<number | undefined> {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
     if (Number(fields[2]) !== pgid) continue;
     found = true;
-    if (fields[0] !== "Z" && fields[0] !== "X") live++;
+    if (fields[0] === "Z" || fields[0] === "X") continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, "latin1").startsWith(WATCHER_CMDLINE)) continue;
+    } catch {
+      continue; // exited meanwhile
+    }
+    live++;
   }
   return found ? live : undefined;
 }
