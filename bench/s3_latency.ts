@@ -245,7 +245,7 @@ try {
         ),
       );
     }
-    const last = [...results.entries()].map(([name, m]) =>
+    const last = [...results.entries()].filter(([, m]) => m.length === rep).map(([name, m]) =>
       `${name} ${m.at(-1)!.trips} RT/${m.at(-1)!.requests} req/${m.at(-1)!.ms.toFixed(0)} ms`
     );
     console.log(`  rep ${rep}: ${last.join(", ")}`);
