@@ -33,7 +33,7 @@
  */
 
 export { createPlaceholderWorkerExecutor, prepareStepRun, runStep } from "./core/runner.ts";
-export type { RunStepOptions } from "./core/runner.ts";
+export type { OutputCaps, RunStepOptions } from "./core/runner.ts";
 export type {
   RunAbortReason,
   SaveArtifactOptions,
@@ -101,6 +101,8 @@ export { createMemoryStorage } from "./storage/memory.ts";
 export { createFsStorage } from "./storage/fs.ts";
 export { createS3Storage } from "./storage/s3.ts";
 export type { S3RetryOptions, S3StorageOptions } from "./storage/s3.ts";
+export { ensureS3Bucket } from "./storage/s3-bucket.ts";
+export type { EnsureS3BucketOptions } from "./storage/s3-bucket.ts";
 export type { FsStorageOptions } from "./storage/fs.ts";
 export type {
   RunStorage,

@@ -5,6 +5,7 @@ import type {
   PreparedStepRun,
   StepArtifact,
   StepExecutionOutcome,
+  StepExecutionRequest,
   StructuredData,
 } from "./types.ts";
 
@@ -89,6 +90,12 @@ export interface WorkerExecutor {
    * `options.secrets` (e.g. environment values a process executor was told are secret).
    */
   readonly secrets?: readonly (string | RegExp)[];
+  /**
+   * Optional check that this executor can run `request`, made by `runStep` before anything is
+   * written (after the request and options passed validation). Throws a `ValidationError` naming
+   * the field when it cannot, e.g. a process executor given no command; returns otherwise.
+   */
+  validate?(request: StepExecutionRequest): void;
   /** Executes the prepared run and reports its outcome. May throw: the run is then `failed`. */
   execute(
     run: PreparedStepRun,

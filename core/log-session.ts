@@ -1,5 +1,6 @@
 // The in-memory log session: one sequence for events and chunks, exact counts, bounded tails.
 
+import { concatBytes, encodeText } from "./bytes.ts";
 import type {
   LocalRunLogContext,
   LocalRunLogSession,
@@ -28,6 +29,16 @@ interface TailSlot {
 /** A stream whose tail is a ring buffer materialized on read. */
 interface StreamState extends StreamChunkLogStream {
   push(seq: number, at: number, chunk: string | Uint8Array, byteLength: number): void;
+  extend(bytes: Uint8Array): void;
+}
+
+/** The last TAIL_CHUNK_CHARS of `kept` followed by `added` (never a view of `added`). */
+function appendKept(kept: string | Uint8Array, added: Uint8Array): Uint8Array {
+  if (added.byteLength >= TAIL_CHUNK_CHARS) return added.slice(added.byteLength - TAIL_CHUNK_CHARS);
+  const before = typeof kept === "string" ? encodeText(kept) : kept;
+  const room = TAIL_CHUNK_CHARS - added.byteLength;
+  const head = before.subarray(Math.max(0, before.byteLength - room));
+  return concatBytes([head, added], head.byteLength + added.byteLength);
 }
 
 function createStream(
@@ -53,6 +64,12 @@ function createStream(
         : chunk;
       ring[next] = { seq, at, chunk: kept };
       next = (next + 1) % capacity;
+    },
+    extend(bytes: Uint8Array) {
+      this.byteCount += bytes.byteLength;
+      if (capacity === 0) return;
+      const last = ring[(next + capacity - 1) % capacity];
+      if (last !== undefined) last.chunk = appendKept(last.chunk, bytes);
     },
     get entries(): StreamChunkLogEntry[] {
       const out: StreamChunkLogEntry[] = [];
@@ -159,6 +176,23 @@ export function recordStreamChunk(
   const seq = session.nextSeq++;
   session[channel].push(seq, Date.now(), chunk, byteLength);
   return seq;
+}
+
+/**
+ * Adds bytes stored after the channel's last chunk was sequenced (held back by the redactor, or
+ * the tail of a capped stream) to that chunk: counted exactly, and shown in the tail at that
+ * chunk's place in the sequence, since the worker had printed them by then.
+ *
+ * @param session The session.
+ * @param channel Which stream.
+ * @param bytes The bytes as stored.
+ */
+export function extendLastStreamChunk(
+  session: RunLogSession,
+  channel: StreamLogChannel,
+  bytes: Uint8Array,
+): void {
+  session[channel].extend(bytes);
 }
 
 /**

@@ -31,7 +31,7 @@ import {
   type StructuredData,
   type WorkerLifecycleEventInput,
 } from "./types.ts";
-import { resolveStorage, type RunStepOptions, validateRun } from "./options.ts";
+import { checkDefaultRoot, resolveStorage, type RunStepOptions, validateRun } from "./options.ts";
 
 /** Internal: everything the runner keeps about a live run. */
 export interface LiveRun {
@@ -85,6 +85,7 @@ export async function openRun(
   secrets: readonly (string | RegExp)[],
 ): Promise<LiveRun> {
   validateRun(request, options);
+  await checkDefaultRoot(request, options);
   const startedAt = request.createdAt ?? new Date().toISOString();
   const { storage, runsRoot } = resolveStorage(request, options);
   const keys = createRunKeys(runsRoot, request.taskId, request.runId);

@@ -4,8 +4,10 @@ import { z } from "zod";
 import { createFsStorage } from "../storage/fs.ts";
 import { guardStorage } from "../storage/guard.ts";
 import type { RunStorage } from "../storage/types.ts";
+import type { WorkerExecutor } from "./executor.ts";
 import { isAbsolutePath, normalizePrefix } from "./layout.ts";
 import { MIN_SECRET_LENGTH } from "./redact.ts";
+import { ValidationError } from "./errors.ts";
 import { parseOrThrow, StepExecutionRequestSchema } from "./schemas.ts";
 import type { StepExecutionRequest, StreamLogChannel } from "./types.ts";
 
@@ -36,12 +38,35 @@ export interface RunStepOptions {
    * artifact metadata before anything is stored. Also taken from `executor.secrets`.
    */
   secrets?: readonly (string | RegExp)[];
-  /** Byte cap per stream; output past it is dropped, with one marker and a count. */
-  maxOutputBytes?: number | { stdout?: number; stderr?: number };
+  /**
+   * Byte cap per stream: a stream longer than its cap keeps its first and its last bytes (half
+   * each unless `headRatio` says otherwise) with one marker between them giving the number of
+   * bytes dropped. The head is stored as it arrives; the tail is held in memory (at most its
+   * share of the cap) and stored when the run ends.
+   */
+  maxOutputBytes?: number | OutputCaps;
 }
 
+/** Per-stream byte caps and how a cap is split between the start and the end of a stream. */
+export interface OutputCaps {
+  /** Cap of stdout in bytes (no cap when omitted). */
+  stdout?: number;
+  /** Cap of stderr in bytes (no cap when omitted). */
+  stderr?: number;
+  /**
+   * Share of a cap kept from the start of the stream, from 0 to 1 (default 0.5); the rest of
+   * the cap keeps the end. 1 keeps only the start, as a plain truncation; 0 keeps only the end,
+   * so a live reader sees nothing of that stream until the run ends.
+   */
+  headRatio?: number;
+}
+
+/** Default of {@linkcode OutputCaps.headRatio}. */
+const DEFAULT_HEAD_RATIO = 0.5;
+
 const positiveInt = (max: number) => z.number().int().positive().max(max);
-const RunStepOptionsSchema = z.object({
+/** Internal: the schema of {@linkcode RunStepOptions}; unknown keys are refused. */
+export const RunStepOptionsSchema = z.strictObject({
   storage: z.custom<RunStorage>((value) => {
     if (typeof value !== "object" || value === null) return false;
     const storage = value as Record<string, unknown>;
@@ -63,14 +88,19 @@ const RunStepOptionsSchema = z.object({
       `must be at least ${MIN_SECRET_LENGTH} characters (a shorter secret would mask ordinary output)`,
     ),
     z.instanceof(RegExp),
-  ])).optional(),
+  ], {
+    error: `must be a string of at least ${MIN_SECRET_LENGTH} characters, or a RegExp`,
+  })).optional(),
   maxOutputBytes: z.union([
     z.number().int().min(0),
-    z.object({
+    z.strictObject({
       stdout: z.number().int().min(0).optional(),
       stderr: z.number().int().min(0).optional(),
+      headRatio: z.number().min(0).max(1).optional(),
     }),
-  ]).optional(),
+  ], {
+    error: "must be a non-negative integer (bytes per stream) or { stdout?, stderr?, headRatio? }",
+  }).optional(),
 });
 
 export function resolveStorage(
@@ -90,15 +120,90 @@ export function resolveStorage(
   };
 }
 
-export function validateRun(request: StepExecutionRequest, options: RunStepOptions): void {
+const SecretsSchema = z.array(z.union([z.string(), z.instanceof(RegExp)], {
+  error: "must be a string or a RegExp",
+}));
+const isFunction = (value: unknown) => typeof value === "function";
+const ExecutorSchema = z.object({
+  // Executors are plain objects that may carry fields of their own: only these are checked.
+  executor: z.looseObject({
+    execute: z.custom(isFunction, "must be a function: execute(run, context)"),
+    secrets: SecretsSchema.optional(),
+    validate: z.custom(isFunction, "must be a function: validate(request)").optional(),
+  }, { error: "must be an object with an execute(run, context) method" }),
+});
+
+/**
+ * Validates everything a run is given, before anything is written: the request, the options and,
+ * when given, the executor (its shape, then its own `validate(request)` hook).
+ */
+export function validateRun(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+  executor?: WorkerExecutor,
+): void {
   parseOrThrow(StepExecutionRequestSchema, request, "Invalid step request");
   parseOrThrow(RunStepOptionsSchema, options, "Invalid runStep options");
+  if (executor === undefined) return;
+  parseOrThrow(ExecutorSchema, { executor }, "Invalid runStep executor");
+  executor.validate?.(request);
 }
 
-export function streamLimit(
+/**
+ * With the filesystem default (no `storage`), refuses a `runtime.repoRoot` that does not exist:
+ * a typo there would otherwise create a new tree and scatter runs where nobody looks. An absolute
+ * `runsRootDir` is a runs folder of its own and is created as needed. Only the default storage
+ * touches the filesystem; `node:fs` is loaded lazily, like the fs adapter does.
+ */
+export async function checkDefaultRoot(
+  request: StepExecutionRequest,
+  options: RunStepOptions,
+): Promise<void> {
+  const runsRootDir = request.runtime.runsRootDir;
+  if (options.storage !== undefined || (runsRootDir !== undefined && isAbsolutePath(runsRootDir))) {
+    return;
+  }
+  const repoRoot = request.runtime.repoRoot;
+  const fs = await import("node:fs/promises");
+  let problem: string | undefined;
+  try {
+    if (!(await fs.stat(repoRoot)).isDirectory()) problem = "is not a directory";
+  } catch (error) {
+    const code = (error as { code?: string } | null)?.code;
+    // Anything else (no read permission) is left to the storage, which reports it with the key.
+    if (code === "ENOENT" || code === "ENOTDIR") problem = "does not exist";
+  }
+  if (problem !== undefined) {
+    throw new ValidationError(
+      [{
+        path: "runtime.repoRoot",
+        message: `must be an existing directory: '${repoRoot}' ${problem} ` +
+          "(runs are written under it when no storage is given)",
+      }],
+      "Invalid step request",
+    );
+  }
+}
+
+/** Internal: a stream's cap split into the bytes kept from its start and from its end. */
+export interface StreamCap {
+  /** The whole cap: `headBytes + tailBytes`. */
+  limitBytes: number;
+  /** Bytes kept from the start, stored as they arrive. */
+  headBytes: number;
+  /** Bytes kept from the end, held in memory and stored when the stream ends. */
+  tailBytes: number;
+}
+
+/** Internal: the cap of one stream, or undefined when it has none. */
+export function streamCap(
   options: RunStepOptions,
   channel: StreamLogChannel,
-): number | undefined {
-  const cap = options.maxOutputBytes;
-  return typeof cap === "number" ? cap : cap?.[channel];
+): StreamCap | undefined {
+  const caps = options.maxOutputBytes;
+  const limitBytes = typeof caps === "number" ? caps : caps?.[channel];
+  if (limitBytes === undefined) return undefined;
+  const ratio = (typeof caps === "number" ? undefined : caps?.headRatio) ?? DEFAULT_HEAD_RATIO;
+  const headBytes = Math.floor(limitBytes * ratio);
+  return { limitBytes, headBytes, tailBytes: limitBytes - headBytes };
 }

@@ -22,7 +22,12 @@ export function outcomeLevel(outcome: StepExecutionOutcome): LogLevel {
 }
 
 export function errorMessage(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  let text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  // The cause often says why (a missing permission, an errno): keep it in what is recorded.
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause instanceof Error && !text.includes(cause.message)) {
+    text += ` (cause: ${cause.name}: ${cause.message})`;
+  }
   // A summary lands in state.json and worker.log: keep a runaway message from bloating them.
   return text.length > 2000
     ? `${text.slice(0, 2000)}… (${text.length - 2000} more characters)`

@@ -28,6 +28,20 @@ export interface RunOwner {
 }
 
 let current: Promise<RunOwner> | undefined;
+let host: Promise<string | undefined> | undefined;
+
+/**
+ * This machine's host name, when the runtime can tell it without asking (on Deno, only with
+ * `--allow-sys`; never a permission prompt).
+ *
+ * @returns The host name, or undefined.
+ */
+export function hostName(): Promise<string | undefined> {
+  host ??= granted({ name: "sys", kind: "hostname" })
+    ? import("node:os").then((os) => os.hostname()).catch(() => undefined)
+    : Promise.resolve(undefined);
+  return host;
+}
 
 /**
  * On Deno, an API used without its permission prompts on a terminal: a run must never stop to
@@ -55,11 +69,9 @@ export function describeOwner(): Promise<RunOwner> {
     const owner: RunOwner = {};
     const bootIdPath = "/proc/sys/kernel/random/boot_id";
     await Promise.all([
-      granted({ name: "sys", kind: "hostname" })
-        ? import("node:os").then((os) => {
-          owner.host = os.hostname();
-        }).catch(() => {})
-        : undefined,
+      hostName().then((name) => {
+        if (name !== undefined) owner.host = name;
+      }),
       import("node:process").then(({ default: proc }) => {
         owner.pid = proc.pid;
         const versions = proc.versions as Record<string, string | undefined>;

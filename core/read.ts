@@ -63,7 +63,10 @@ export interface StoredRun {
   events: WorkerLifecycleLogEntry[];
   /** Checkpoint records, by sequence. */
   checkpoints: CheckpointRecord[];
-  /** Saved artifacts. */
+  /**
+   * What is stored under `artifacts/` (saved through `context.saveArtifact`). Unlike
+   * `result.artifacts`, no layout records and no artifacts an executor only reported.
+   */
   artifacts: StoredArtifact[];
   /** Locations of the run's records. */
   paths: LocalRunPaths;

@@ -31,8 +31,17 @@ export interface RedactionStream {
    * `push` or `end`. The returned array must not be mutated by the caller; `chunk` is not kept.
    */
   push(chunk: Uint8Array): Uint8Array;
+  /**
+   * Releases the held-back bytes, masked as far as can be told now, and keeps going: the
+   * lookbehind is kept, so a secret that carries on in the next `push` still has the rest of it
+   * masked. Only the part released here can leak, so call it when the producer has gone quiet
+   * (a secret is not printed with a pause in the middle), not between chunks of a burst.
+   */
+  flush(): Uint8Array;
   /** Flushes the held-back tail, masked, and resets the stream. */
   end(): Uint8Array;
+  /** Bytes held back right now (released by the next `push`, `flush` or `end`). */
+  readonly heldBytes: number;
 }
 
 /**
@@ -82,9 +91,10 @@ const encoder = new TextEncoder();
  * latin1 view of the bytes (each byte is one character `\x00`–`\xff`), so write them in terms of
  * ASCII; a non-ASCII literal in a pattern does not match its UTF-8 bytes. A stream catches a
  * RegExp match split across chunks when it is at most `maxPatternBytes` long, holds back that
- * many trailing bytes until more output arrives or the stream ends, and sees the edges of that
- * window as the start/end of input (for `^`, `$`, `\b` and lookbehind). Flags are kept except
- * `y`; `g` is added. Zero-length matches mask nothing.
+ * many trailing bytes until more output arrives, the stream is flushed or it ends, and sees the
+ * edges of that window as the start/end of input (for `^`, `$`, `\b` and lookbehind). A flush
+ * masks what matches so far: a secret cut by a flush may show the part before the cut (the rest
+ * is still masked). Flags are kept except `y`; `g` is added. Zero-length matches mask nothing.
  *
  * @param secrets Strings and patterns to mask.
  * @param options The mask and the RegExp window.
@@ -211,6 +221,14 @@ export function createRedactor(
           return EMPTY;
         }
         return emit(scan, end);
+      },
+      flush(): Uint8Array {
+        if (pending.length === 0) return EMPTY;
+        const scan = concat3(context, pending, EMPTY);
+        return emit(scan, scan.length);
+      },
+      get heldBytes(): number {
+        return pending.length;
       },
       end(): Uint8Array {
         if (pending.length === 0) {

@@ -16,7 +16,7 @@ import type {
   StepExecutionResult,
   StructuredData,
 } from "./types.ts";
-import { type RunStepOptions, streamLimit } from "./options.ts";
+import { type RunStepOptions, streamCap, validateRun } from "./options.ts";
 import { openRun, patchState, persistCheckpoint, recordEvent } from "./open-run.ts";
 import type { WorkerProcessInfo } from "./owner.ts";
 import { createStreamWriter } from "./streams.ts";
@@ -30,7 +30,7 @@ import {
   TERMINAL_EVENT,
 } from "./outcome.ts";
 import { mergeArtifacts, saveArtifact } from "./artifacts.ts";
-export type { RunStepOptions } from "./options.ts";
+export type { OutputCaps, RunStepOptions } from "./options.ts";
 
 /**
  * Validates the request, creates the run's layout (`meta.json` create-only, `state.json`, logs,
@@ -59,7 +59,8 @@ export async function prepareStepRun(
   request: StepExecutionRequest,
   options: RunStepOptions = {},
 ): Promise<PreparedStepRun> {
-  const live = await openRun(request, options, options.secrets ?? []);
+  // Null options reach validation (a ValidationError) rather than failing here.
+  const live = await openRun(request, options, options?.secrets ?? []);
   await live.writer.flush();
   return live.run;
 }
@@ -107,7 +108,8 @@ export function createPlaceholderWorkerExecutor(): WorkerExecutor {
  * @param executor The worker; defaults to the placeholder, which executes nothing.
  * @param options Storage, cancellation, redaction, limits and write-path tuning.
  * @returns The result envelope.
- * @throws {ValidationError} Bad request or options; nothing was written.
+ * @throws {ValidationError} Bad request, options or executor (including its own
+ *   `validate(request)`); nothing was written.
  * @throws {RunConflictError} The run already exists; it is left untouched.
  * @throws {StorageError} The storage failed; the executor's signal was aborted.
  *
@@ -134,19 +136,16 @@ export async function runStep(
   executor: WorkerExecutor = createPlaceholderWorkerExecutor(),
   options: RunStepOptions = {},
 ): Promise<StepExecutionResult> {
-  if (typeof executor !== "object" || executor === null || typeof executor.execute !== "function") {
-    throw new TypeError(
-      "runStep() executor must be an object with an execute(run, context) method",
-    );
-  }
+  validateRun(request, options, executor);
   const secrets = [...(options.secrets ?? []), ...(executor.secrets ?? [])];
   const live = await openRun(request, options, secrets);
   const { run, writer, session } = live;
   const timeoutGraceMs = options.timeoutGraceMs ?? 5000;
   const controller = new AbortController();
   let closed = false;
-  const stdout = createStreamWriter(live, "stdout", streamLimit(options, "stdout"));
-  const stderr = createStreamWriter(live, "stderr", streamLimit(options, "stderr"));
+  const quietMs = options.flushIntervalMs ?? 1000;
+  const stdout = createStreamWriter(live, "stdout", { cap: streamCap(options, "stdout"), quietMs });
+  const stderr = createStreamWriter(live, "stderr", { cap: streamCap(options, "stderr"), quietMs });
   const abort = (reason: RunAbortReason) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
@@ -330,12 +329,15 @@ export async function runStep(
       },
     };
     if (reason !== undefined) result.reason = reason;
+    if (outcome.signal !== undefined) result.signal = outcome.signal;
     return result;
   } finally {
     closed = true;
     clearTimeout(timeout);
     if (graceTimer !== undefined) clearTimeout(graceTimer);
     options.signal?.removeEventListener("abort", onCancel);
+    stdout.abandon();
+    stderr.abandon();
     writer.abandon();
   }
 }

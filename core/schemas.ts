@@ -64,7 +64,11 @@ export function idSchema(): z.ZodType<string> {
   });
 }
 
-const nonEmpty = (what: string) => z.string().min(1, `${what} must not be empty`);
+/** What a `command` may be, as error messages say it. */
+export const COMMAND_EXPECTED =
+  "must be a non-empty string (run by /bin/sh -c) or a non-empty array of strings (argv)";
+
+const nonEmpty = () => z.string().min(1, "must not be empty");
 const isoDate = z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be an ISO 8601 date");
 
 const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) => {
@@ -77,34 +81,37 @@ const runsRootDirSchema = z.string().min(1).max(1024).superRefine((value, ctx) =
   }
 });
 
-/** Schema of {@linkcode StepExecutionRequest}. Unknown keys are allowed and kept. */
-export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.looseObject({
+/**
+ * Schema of {@linkcode StepExecutionRequest}. Unknown keys are refused (a misspelled field would
+ * otherwise be silently ignored).
+ */
+export const StepExecutionRequestSchema: RunnerSchema<StepExecutionRequest> = z.strictObject({
   taskId: idSchema(),
   stepId: idSchema(),
-  stepName: nonEmpty("stepName").max(1000),
-  stepKind: nonEmpty("stepKind").max(200),
+  stepName: nonEmpty().max(1000),
+  stepKind: nonEmpty().max(200),
   runId: idSchema(),
   attempt: z.number().int().min(1).max(1_000_000),
-  workerKind: nonEmpty("workerKind").max(200),
+  workerKind: nonEmpty().max(200),
   timeoutSec: z.number().positive().max(7 * 24 * 3600),
   createdAt: isoDate.optional(),
   promptSummary: z.string().max(100_000).optional(),
   command: z.union([
     z.string().min(1),
     z.array(z.string()).min(1),
-  ]).optional(),
-  runtime: z.looseObject({
-    repoRoot: nonEmpty("repoRoot").max(4096),
-    worktreePath: nonEmpty("worktreePath").max(4096),
+  ], { error: COMMAND_EXPECTED }).optional(),
+  runtime: z.strictObject({
+    repoRoot: nonEmpty().max(4096),
+    worktreePath: nonEmpty().max(4096),
     runsRootDir: runsRootDirSchema.optional(),
   }),
-  checkpoint: z.object({
+  checkpoint: z.strictObject({
     mode: z.enum(["capture", "disabled"]).optional(),
     summary: z.boolean().optional(),
     logTail: z.boolean().optional(),
     logTailLines: z.number().int().min(1).max(1000).optional(),
-    gitDiff: z.object({
-      cadenceSec: z.object({ min: z.number().positive(), max: z.number().positive() })
+    gitDiff: z.strictObject({
+      cadenceSec: z.strictObject({ min: z.number().positive(), max: z.number().positive() })
         .refine((c) => c.min <= c.max, "min must not exceed max").optional(),
       baseRef: z.string().min(1).optional(),
       includeStat: z.boolean().optional(),
@@ -194,8 +201,81 @@ export const WorkerLifecycleLogEntrySchema: RunnerSchema<WorkerLifecycleLogEntry
   renderedLine: z.string(),
 }) as unknown as RunnerSchema<WorkerLifecycleLogEntry>;
 
+/** A zod issue, as far as {@linkcode toValidationError} reads it. */
+interface IssueLike {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly code?: string;
+  readonly expected?: string;
+  readonly origin?: string;
+  readonly minimum?: number | bigint;
+  readonly maximum?: number | bigint;
+  readonly inclusive?: boolean;
+  readonly values?: readonly unknown[];
+  readonly keys?: readonly string[];
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  array: "an array",
+  bigint: "a bigint",
+  boolean: "a boolean",
+  function: "a function",
+  int: "an integer",
+  number: "a number",
+  object: "an object",
+  string: "a string",
+};
+
+// The start of zod's own messages; any other message was written for the field and is kept.
+const ZOD_DEFAULT_MESSAGE = /^(Invalid input|Invalid option|Too small|Too big|Unrecognized key)/;
+
 /**
- * Converts zod issues into a {@linkcode ValidationError} naming the first offending field.
+ * What was expected, as "must ..." words: zod's own messages ("Invalid input", "Too small:
+ * expected number to be >=0") do not say it in terms of the field. Custom messages pass through.
+ */
+function expectation(issue: IssueLike): string {
+  if (!ZOD_DEFAULT_MESSAGE.test(issue.message)) return issue.message;
+  const min = Number(issue.minimum);
+  const max = Number(issue.maximum);
+  switch (issue.code) {
+    case "invalid_type": {
+      const expected = TYPE_NAMES[issue.expected ?? ""] ?? issue.expected ?? "something else";
+      const received = /received (\w+)/.exec(issue.message)?.[1];
+      if (received === "undefined") return `must be ${expected} (it is missing)`;
+      if (received === undefined || (issue.expected === "int" && received === "number")) {
+        return `must be ${expected}`;
+      }
+      return `must be ${expected}, not ${TYPE_NAMES[received] ?? received}`;
+    }
+    case "too_small":
+      if (issue.origin === "string") {
+        return min <= 1 ? "must not be empty" : `must be at least ${min} characters`;
+      }
+      if (issue.origin === "array" || issue.origin === "set") {
+        return `must have at least ${min} item${min === 1 ? "" : "s"}`;
+      }
+      return issue.inclusive === false ? `must be greater than ${min}` : `must be at least ${min}`;
+    case "too_big":
+      if (issue.origin === "string") return `must be at most ${max} characters`;
+      if (issue.origin === "array" || issue.origin === "set") {
+        return `must have at most ${max} item${max === 1 ? "" : "s"}`;
+      }
+      return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
+    case "invalid_value": {
+      const values = (issue.values ?? []).map((value) => JSON.stringify(value));
+      return values.length === 1 ? `must be ${values[0]}` : `must be one of ${values.join(", ")}`;
+    }
+    case "invalid_union":
+      return "does not match any accepted form";
+    default:
+      return issue.message;
+  }
+}
+
+/**
+ * Converts zod issues into a {@linkcode ValidationError} naming the first offending field and
+ * saying what was expected there. An unknown key (a typo such as `timeoutMs`) becomes an issue
+ * of its own, named by its path.
  *
  * @param error The zod error.
  * @param context Message prefix, e.g. `Invalid step request`.
@@ -205,10 +285,16 @@ export function toValidationError(
   error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
   context: string,
 ): ValidationError {
-  const issues: ValidationIssue[] = error.issues.map((issue) => ({
-    path: issue.path.length === 0 ? "(root)" : issue.path.map(String).join("."),
-    message: issue.message,
-  }));
+  const pathOf = (path: readonly PropertyKey[]) =>
+    path.length === 0 ? "(root)" : path.map(String).join(".");
+  const issues: ValidationIssue[] = (error.issues as readonly IssueLike[]).flatMap((issue) =>
+    issue.code === "unrecognized_keys" && issue.keys !== undefined
+      ? issue.keys.map((key) => ({
+        path: pathOf([...issue.path, key]),
+        message: "is not a known key (misspelled, or not supported by this version)",
+      }))
+      : [{ path: pathOf(issue.path), message: expectation(issue) }]
+  );
   return new ValidationError(issues, context);
 }
 

@@ -465,7 +465,11 @@ export interface StepExecutionResult {
   lifecycleEvents: WorkerLifecycleLogEntry[];
   /** Checkpoint state with its records. */
   checkpoint: CheckpointState;
-  /** The layout's records plus saved and reported artifacts. */
+  /**
+   * The layout's records (`meta.json`, `state.json`, logs, folders) plus saved and reported
+   * artifacts, as in the seed's envelope. `readRun().artifacts` lists only what is stored under
+   * `artifacts/`.
+   */
   artifacts: StepArtifact[];
   /** Follow-ups the worker suggested. */
   suggestedFollowup: string[];
@@ -473,6 +477,8 @@ export interface StepExecutionResult {
   exitCode: number;
   /** Why a failed run ended, when the runner ended it (`timeout`, `cancelled`, `executor_error`). */
   reason?: string;
+  /** Signal that ended the worker process, e.g. `"SIGKILL"`, when one did. */
+  signal?: string;
   /** Bytes dropped per stream by the byte cap. */
   droppedBytes: { stdout: number; stderr: number };
   /** Counts. */

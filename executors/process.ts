@@ -2,7 +2,7 @@
 
 import { z } from "zod";
 import { handOver } from "../core/bytes.ts";
-import { RunnerError } from "../core/errors.ts";
+import { RunnerError, ValidationError } from "../core/errors.ts";
 import type {
   RunAbortReason,
   WorkerExecutionContext,
@@ -10,7 +10,7 @@ import type {
   WorkerExecutor,
 } from "../core/executor.ts";
 import { MIN_SECRET_LENGTH } from "../core/redact.ts";
-import { parseOrThrow } from "../core/schemas.ts";
+import { COMMAND_EXPECTED, parseOrThrow } from "../core/schemas.ts";
 import type { PreparedStepRun } from "../core/types.ts";
 
 /** An environment value that the runner must mask wherever it would be stored. */
@@ -55,6 +55,7 @@ export interface ProcessExecutorOptions {
 }
 
 const DEFAULT_KILL_GRACE_MS = 2000;
+const NO_COMMAND = "must be set, as 'request.command' or the process executor's 'command' option";
 /** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
 const WATCHDOG_MAX_GRACE_MS = 2000;
 /**
@@ -98,18 +99,21 @@ const POLL_MS = 50;
 const SecretEnvValueSchema = z.strictObject({
   value: z.string().refine((value) => value === "" || [...value].length >= MIN_SECRET_LENGTH, {
     // A shorter secret would mask ordinary output; never echo the value.
-    message: `Must be empty or at least ${MIN_SECRET_LENGTH} characters to be masked`,
+    message: `must be empty or at least ${MIN_SECRET_LENGTH} characters to be masked`,
   }),
   secret: z.literal(true),
 });
 const ProcessExecutorOptionsSchema = z.strictObject({
-  command: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)], { error: COMMAND_EXPECTED })
+    .optional(),
   cwd: z.string().min(1).optional(),
   env: z.record(
     z.string().min(1).refine((name) => !name.includes("=") && !name.includes("\0"), {
-      message: "Must not contain '=' or NUL",
+      message: "must not contain '=' or NUL",
     }),
-    z.union([z.string(), SecretEnvValueSchema]),
+    z.union([z.string(), SecretEnvValueSchema], {
+      error: "must be a string, or { value: string, secret: true } for a secret",
+    }),
   ).optional(),
   exitCodes: z.strictObject({
     blocked: z.array(z.number().int().min(1).max(255)).optional(),
@@ -178,6 +182,14 @@ export function createProcessExecutor(options: ProcessExecutorOptions = {}): Wor
   };
   const executor: WorkerExecutor = {
     secrets: Object.freeze(secrets),
+    validate(request) {
+      if (settings.command === undefined && request.command === undefined) {
+        throw new ValidationError(
+          [{ path: "command", message: NO_COMMAND }],
+          "Invalid step request for the process executor",
+        );
+      }
+    },
     execute: (run, context) => runProcess(settings, run, context),
   };
   return executor;
@@ -269,9 +281,7 @@ async function runProcess(
 ): Promise<WorkerExecutionOutcome> {
   const command = settings.command ?? run.request.command;
   if (command === undefined || command.length === 0) {
-    throw new RunnerError(
-      "The process executor has no command: set 'request.command' or the executor's 'command' option",
-    );
+    throw new ValidationError([{ path: "command", message: NO_COMMAND }], "The process executor");
   }
   const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
   // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
@@ -298,15 +308,17 @@ async function runProcess(
   // The watchdog shell would report a missing program as its own exit 127; spawning the program
   // directly used to fail with ENOENT, which names it clearly. Keep that.
   const pathVariable = settings.env?.PATH ?? proc.env.PATH ?? "";
-  if (!(await programExists(commandArgv[0], pathVariable, cwd))) {
-    throw await spawnError(
+  if ((await programExists(commandArgv[0], pathVariable, cwd)) === false) {
+    return await spawnFailed(
       Object.assign(new Error("not found"), { code: "ENOENT" }),
       commandArgv[0],
       cwd,
     );
   }
 
-  const spawned = await spawnCommand(withLifeline, cwd, settings.env, proc, commandArgv[0]);
+  const started = await spawnCommand(withLifeline, cwd, settings.env, proc);
+  if ("error" in started) return await spawnFailed(started.error, commandArgv[0], cwd);
+  const spawned = started;
   const pid = spawned.pid;
   context?.reportProcess?.({ pid, pgid: pid });
   const exited = spawned.exited;
@@ -415,8 +427,7 @@ async function spawnCommand(
   cwd: string,
   env: Record<string, string> | undefined,
   proc: ProcessModule,
-  program: string,
-): Promise<Spawned> {
+): Promise<Spawned | { error: unknown }> {
   const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
   if (typeof deno?.Command === "function") {
     const argv = argvFor("stdin");
@@ -432,7 +443,7 @@ async function spawnCommand(
         detached: true,
       }).spawn();
     } catch (error) {
-      throw await spawnError(error, program, cwd);
+      return { error };
     }
     const lifeline = child.stdin.getWriter();
     let released = false;
@@ -465,7 +476,7 @@ async function spawnCommand(
       detached: true,
     });
   } catch (error) {
-    throw await spawnError(error, program, cwd);
+    return { error };
   }
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
@@ -478,7 +489,7 @@ async function spawnCommand(
       child.once("error", reject);
     });
   } catch (error) {
-    throw await spawnError(error, program, cwd);
+    return { error };
   }
   const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
   // Errors on our end of the lifeline (the group is gone) are not the run's concern.
@@ -650,46 +661,89 @@ function notStarted(signal: AbortSignal): WorkerExecutionOutcome {
   };
 }
 
-/** Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names). */
-async function programExists(file: string, pathVariable: string, cwd: string): Promise<boolean> {
+/**
+ * What a failed spawn means. A missing or non-executable program is a failed run with the exit
+ * code a shell gives (127, 126), so `["prog"]` and `"prog"` record the same; a missing working
+ * directory or a runtime that refuses to spawn (Deno without --allow-run) is an error, with the
+ * original as its cause and its explanation in the message (which the run's record keeps).
+ */
+async function spawnFailed(
+  error: unknown,
+  file: string,
+  cwd: string,
+): Promise<WorkerExecutionOutcome> {
+  const code = (error as { code?: string } | null)?.code;
+  if (isDenied(error)) {
+    // Deno's message names the flag it needs ("run again with the --allow-run flag").
+    throw new RunnerError(
+      `Could not start command '${file}': ${(error as Error).message} ` +
+        "(the process executor needs --allow-run and --allow-env under Deno)",
+      { cause: error },
+    );
+  }
+  if (code === "ENOENT") {
+    // Node reports a missing cwd as the command being missing; tell them apart.
+    let cwdMissing: boolean | undefined;
+    try {
+      const fs = await import("node:fs/promises") as unknown as {
+        stat(path: string): Promise<{ isDirectory(): boolean }>;
+      };
+      cwdMissing = !(await fs.stat(cwd)).isDirectory();
+    } catch (statError) {
+      const statCode = (statError as { code?: string } | null)?.code;
+      // A refused stat (no read permission) says nothing about the directory.
+      cwdMissing = statCode === "ENOENT" || statCode === "ENOTDIR" ? true : undefined;
+    }
+    if (cwdMissing === true) {
+      throw new RunnerError(`Working directory '${cwd}' does not exist`, { cause: error });
+    }
+    const unsure = cwdMissing === undefined ? ` (or working directory '${cwd}' is missing)` : "";
+    return notRunnable(127, `Command '${file}' was not found${unsure}.`);
+  }
+  if (code === "EACCES") {
+    return notRunnable(126, `Command '${file}' could not be executed (permission denied).`);
+  }
+  const detail = error instanceof Error ? `: ${error.message}` : "";
+  throw new RunnerError(`Could not start command '${file}'${detail}`, { cause: error });
+}
+
+function notRunnable(exitCode: number, summary: string): WorkerExecutionOutcome {
+  return { ok: false, outcome: "failed", summary, exitCode };
+}
+
+/** Deno's refusal of an API used without its permission (`NotCapable`; `PermissionDenied` before 2). */
+function isDenied(error: unknown): boolean {
+  const name = (error as { name?: string } | null)?.name;
+  return name === "NotCapable" || name === "PermissionDenied";
+}
+
+/**
+ * Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names);
+ * `undefined` when that cannot be told (Deno without --allow-read), so the spawn itself decides.
+ */
+async function programExists(
+  file: string,
+  pathVariable: string,
+  cwd: string,
+): Promise<boolean | undefined> {
   const fs = await import("node:fs/promises") as unknown as {
-    access(path: string, mode: number): Promise<void>;
-    stat(path: string): Promise<{ isFile(): boolean }>;
+    stat(path: string): Promise<{ isFile(): boolean; mode: number }>;
   };
-  const X_OK = 1;
   const candidates = file.includes("/")
     ? [file.startsWith("/") ? file : `${cwd}/${file}`]
     : pathVariable.split(":").map((dir) => `${dir === "" ? "." : dir}/${file}`);
   for (const candidate of candidates) {
     try {
-      await fs.access(candidate, X_OK);
-      if ((await fs.stat(candidate)).isFile()) return true;
-    } catch {
-      // not here
+      // Execute bits from stat rather than access(X_OK), which Deno's node:fs cannot answer
+      // without --allow-sys=uid (and then throws where no caller can catch it). A file that is
+      // executable but not by us fails at spawn with EACCES: exit code 126.
+      const stat = await fs.stat(candidate);
+      if (stat.isFile() && (stat.mode & 0o111) !== 0) return true;
+    } catch (error) {
+      if (isDenied(error)) return undefined;
     }
   }
   return false;
-}
-
-async function spawnError(error: unknown, file: string, cwd: string): Promise<RunnerError> {
-  const code = (error as { code?: string } | null)?.code;
-  if (code === "ENOENT") {
-    // Node reports a missing cwd as the command being missing; tell them apart.
-    let cwdExists = true;
-    try {
-      const fs = await import("node:fs/promises") as unknown as {
-        stat(path: string): Promise<{ isDirectory(): boolean }>;
-      };
-      cwdExists = (await fs.stat(cwd)).isDirectory();
-    } catch {
-      cwdExists = false;
-    }
-    if (!cwdExists) {
-      return new RunnerError(`Working directory '${cwd}' does not exist`, { cause: error });
-    }
-    return new RunnerError(`Command '${file}' was not found`, { cause: error });
-  }
-  return new RunnerError(`Could not start command '${file}'`, { cause: error });
 }
 
 /** How the watcher's command line starts (the subshells of the watchdog shell keep its argv). */

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { StorageError, type StorageErrorCode } from "../core/errors.ts";
 import { parseOrThrow } from "../core/schemas.ts";
 import { assertValidKey } from "./keys.ts";
+import { hostName } from "../core/owner.ts";
 import type { RunStorage } from "./types.ts";
 
 /** Options of {@linkcode createFsStorage}. */
@@ -13,20 +14,19 @@ export interface FsStorageOptions {
   root: string;
 }
 
-const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.object({
+const FsStorageOptionsSchema: z.ZodType<FsStorageOptions> = z.strictObject({
   root: z.string().min(1, "must not be empty"),
 });
 
 type FsModules = {
   fs: typeof import("node:fs/promises");
-  os: typeof import("node:os");
   process: typeof import("node:process");
 };
 
 let modules: Promise<FsModules> | undefined;
 function load(): Promise<FsModules> {
-  modules ??= Promise.all([import("node:fs/promises"), import("node:os"), import("node:process")])
-    .then(([fs, os, process]) => ({ fs, os, process: process.default ?? process }));
+  modules ??= Promise.all([import("node:fs/promises"), import("node:process")])
+    .then(([fs, process]) => ({ fs, process: process.default ?? process }));
   return modules;
 }
 
@@ -140,7 +140,9 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
   const absolute = /^([A-Za-z]:)?[\\/]/.test(givenRoot)
     ? givenRoot
     : `${currentDirectory()}/${givenRoot}`;
-  const root = absolute.length > 1 ? absolute.replace(/[\\/]+$/, "") : absolute;
+  // "." segments ("." as the root, "./runs") would otherwise show up in every located path.
+  const tidy = absolute.replace(/([\\/])\.(?=[\\/]|$)/g, "");
+  const root = tidy.length > 1 ? tidy.replace(/[\\/]+$/, "") : tidy || separator;
   const name = "fs";
   const pathOf = (key: string) =>
     key === "" ? root : `${root}${separator}${key.split("/").join(separator)}`;
@@ -149,14 +151,18 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
   function fail(error: unknown, operation: string, key: string): never {
     if (error instanceof StorageError) throw error;
     const code = errorCode(error);
+    // Deno without --allow-read/--allow-write: its message names the flag, so keep it.
+    const denied = ["NotCapable", "PermissionDenied"].includes((error as Error | null)?.name ?? "");
     const mapped: StorageErrorCode = code === "EEXIST"
       ? "precondition_failed"
-      : code === "EACCES" || code === "EPERM"
+      : code === "EACCES" || code === "EPERM" || denied
       ? "access_denied"
       : "storage_failed";
+    const detail = denied ? ` (${(error as Error).message})` : code ? ` (${code})` : "";
+    // The key says which record; the path says where on disk (root included), for the operator.
     const reason = code === "EEXIST"
-      ? "Key already exists"
-      : `Filesystem ${operation} failed${code ? ` (${code})` : ""}`;
+      ? `Key already exists at '${pathOf(key)}'`
+      : `Filesystem ${operation} failed${detail} at '${pathOf(key)}'`;
     throw new StorageError(reason, { adapter: name, operation, key, code: mapped, cause: error });
   }
 
@@ -204,10 +210,11 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
    * broken, so a writer killed mid-replace never blocks a later reap.
    */
   async function lock(path: string): Promise<() => Promise<void>> {
-    const { fs, os, process } = await load();
+    const { fs, process } = await load();
     const slash = path.lastIndexOf(separator);
     const lockPath = `${path.slice(0, slash + 1)}${TEMP_PREFIX}${path.slice(slash + 1)}.lock`;
-    const host = os.hostname();
+    // Without a host name (Deno without --allow-sys) a dead holder is told by the lock's age.
+    const host = await hostName() ?? "";
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
@@ -240,7 +247,7 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       const [stat, text] = await Promise.all([fs.stat(lockPath), fs.readFile(lockPath, "utf8")]);
       if (Date.now() - stat.mtimeMs > LOCK_STALE_MS) return true;
       const holder = JSON.parse(text) as { host?: string; pid?: number };
-      if (holder.host !== host || typeof holder.pid !== "number") return false;
+      if (host === "" || holder.host !== host || typeof holder.pid !== "number") return false;
       try {
         process.kill(holder.pid, 0);
         return false;

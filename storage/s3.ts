@@ -3,7 +3,8 @@
 import { AwsClient } from "aws4fetch";
 import { z } from "zod";
 import { StorageError, ValidationError } from "../core/errors.ts";
-import type { StorageErrorCode, ValidationIssue } from "../core/errors.ts";
+import type { StorageErrorCode } from "../core/errors.ts";
+import { toValidationError } from "../core/schemas.ts";
 import { assertValidKey } from "./keys.ts";
 import type {
   RunStorage,
@@ -138,14 +139,8 @@ const optionsSchema = z.strictObject({
  */
 export function createS3Storage(options: S3StorageOptions): RunStorage {
   const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const issues: ValidationIssue[] = parsed.error.issues.map((issue) => ({
-      path: issue.path.map(String).join(".") || "(root)",
-      // Zod's own messages describe types, never values, so no secret can leak through them.
-      message: issue.message,
-    }));
-    throw new ValidationError(issues, "Invalid S3 storage options");
-  }
+  // Zod's issues describe types and bounds, never values, so no secret can leak through them.
+  if (!parsed.success) throw toValidationError(parsed.error, "Invalid S3 storage options");
   const config = parsed.data;
   const prefix = normalizePrefix(config.prefix);
   const endpoint = new URL(config.endpoint);

@@ -171,10 +171,12 @@ describe("createProcessExecutor()", () => {
         exec("true", join(dir, "gone")),
         /Working directory '.*gone' does not exist/,
       );
-      await assert.rejects(
-        exec(["no-such-program-xyz"], dir),
-        /Command 'no-such-program-xyz' was not found/,
-      );
+      // A missing program is a failed run with the shell's exit code, in argv and shell form.
+      const argv = (await exec(["no-such-program-xyz"], dir)).outcome;
+      assert.equal(argv.outcome, "failed");
+      assert.equal(argv.exitCode, 127);
+      assert.match(argv.summary, /Command 'no-such-program-xyz' was not found/);
+      assert.equal((await exec("no-such-program-xyz", dir)).outcome.exitCode, 127);
     });
   });
 
@@ -209,7 +211,7 @@ describe("createProcessExecutor()", () => {
       [{ killGraceMs: -1 }, "killGraceMs"],
       [{ exitCodes: { blocked: [1.5] } }, "exitCodes.blocked.0"],
       [{ command: [] }, "command"],
-      [{ killGrace: 5 }, "(root)"],
+      [{ killGrace: 5 }, "killGrace"],
     ];
     for (const [options, field] of cases) {
       assert.throws(

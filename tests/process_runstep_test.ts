@@ -82,6 +82,41 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     });
   });
 
+  it("lets a reader see each line of a quiet process within about two flush intervals with a RegExp secret", async () => {
+    await withTempDir(async (dir) => {
+      const storage = createFsStorage({ root: dir });
+      const flushIntervalMs = 200;
+      // Each line carries the time it was printed, in ms.
+      const script =
+        'for i in 1 2 3; do echo "tick $i ghp_0123456789abcdefghijKLMN $(date +%s%3N)"; ' +
+        "sleep 0.6; done; sleep 1";
+      let finished = false;
+      const run = runStep(request(dir, script), createProcessExecutor(), {
+        storage,
+        secrets: [/ghp_[A-Za-z0-9]{20,}/],
+        flushIntervalMs,
+      }).finally(() => (finished = true));
+      const latencies: number[] = [];
+      let seen = "";
+      while (!finished) {
+        await sleep(20);
+        const log = await readRunLog(storage, ref, "stdout").catch(() => "");
+        if (finished) break;
+        const now = Date.now();
+        for (const line of log.slice(seen.length).split("\n").slice(0, -1)) {
+          latencies.push(now - Number(line.split(" ").at(-1)));
+        }
+        seen = log.slice(0, log.lastIndexOf("\n") + 1);
+      }
+      await run;
+      assert.match(seen, /^(tick \d \[REDACTED\] \d+\n){3}$/);
+      assert.equal(latencies.length, 3, `saw ${latencies.length} lines while live`);
+      for (const latency of latencies) {
+        assert.ok(latency <= 2 * flushIntervalMs + 600, `latencies ${latencies} ms`);
+      }
+    });
+  });
+
   it("stores 50 MB of random binary output byte-exact", async () => {
     await withTempDir(async (dir) => {
       const copy = join(dir, "expected.bin");
@@ -99,23 +134,27 @@ describe("runStep() with createProcessExecutor() on the filesystem default", () 
     });
   });
 
-  it("truncates past maxOutputBytes with one marker and the dropped count", async () => {
+  it("keeps the head and the tail past maxOutputBytes, one marker with the dropped count", async () => {
     await withTempDir(async (dir) => {
       const result = await runStep(
-        request(dir, "head -c 1000000 /dev/zero | tr '\\0' 'a'; echo done 1>&2"),
+        request(
+          dir,
+          "head -c 1000000 /dev/zero | tr '\\0' 'a'; echo; echo last line; echo done 1>&2",
+        ),
         createProcessExecutor(),
         { maxOutputBytes: { stdout: 1000 } },
       );
       const stdout = await readFile(join(dir, "runs", "task-1", "run-1", "stdout.log"), "utf8");
       assert.equal(
         stdout,
-        "a".repeat(1000) + "\n[baa-conductor: stdout truncated after 1000 bytes]\n",
+        "a".repeat(500) + "\n[baa-conductor: stdout truncated, 999011 bytes dropped here]\n" +
+          "a".repeat(489) + "\nlast line\n",
       );
-      assert.deepEqual(result.droppedBytes, { stdout: 999_000, stderr: 0 });
+      assert.deepEqual(result.droppedBytes, { stdout: 999_011, stderr: 0 });
       const state = JSON.parse(
         await readFile(join(dir, "runs", "task-1", "run-1", "state.json"), "utf8"),
       );
-      assert.deepEqual(state.droppedBytes, { stdout: 999_000, stderr: 0 });
+      assert.deepEqual(state.droppedBytes, { stdout: 999_011, stderr: 0 });
       assert.equal(
         await readFile(join(dir, "runs", "task-1", "run-1", "stderr.log"), "utf8"),
         "done\n",

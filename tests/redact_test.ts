@@ -269,4 +269,40 @@ describe("Redactor.stream()", () => {
     assert.equal(decoder.decode(concat([stream.push(bytes("x hunt")), stream.end()])), "x hunt");
     assert.equal(decoder.decode(concat([stream.push(bytes("er2")), stream.end()])), "er2");
   });
+
+  it("flush() releases the held-back bytes, masked, and reports what it holds", () => {
+    const redactor = createRedactor([/ghp_[A-Za-z0-9]{20,}/])!;
+    const stream = redactor.stream();
+    assert.equal(stream.push(bytes("tick 1\n")).length, 0);
+    assert.equal(stream.heldBytes, 7);
+    assert.equal(decoder.decode(stream.flush()), "tick 1\n");
+    assert.equal(stream.heldBytes, 0);
+    assert.equal(stream.flush().length, 0);
+    stream.push(bytes("key ghp_0123456789abcdefghijXYZ\n"));
+    assert.equal(decoder.decode(stream.flush()), "key [REDACTED]\n");
+    assert.equal(stream.end().length, 0);
+  });
+
+  it("keeps masking a secret that carries on after a flush, with no second mask", () => {
+    const redactor = createRedactor([/tok_[a-z]+/, /AKIA[0-9A-Z]{16}/])!;
+    const stream = redactor.stream();
+    // The whole match is visible at the flush: masked, and its continuation joins that mask.
+    const out = [stream.push(bytes("x tok_abc")), stream.flush()];
+    out.push(stream.push(bytes("def y\n")), stream.end());
+    assert.equal(decoder.decode(concat(out)), "x [REDACTED] y\n");
+    // Cut before the pattern can match: only the part released at the flush shows.
+    const cut = [stream.push(bytes("id=AKIAABCD")), stream.flush()];
+    cut.push(stream.push(bytes("EFGHIJKLMNOP;\n")), stream.end());
+    assert.equal(decoder.decode(concat(cut)), "id=AKIAABCD[REDACTED];\n");
+  });
+
+  it("gives the same output as redactText() when flushed between whole secrets", () => {
+    const redactor = createRedactor(["hunter2", /sk-[a-z0-9]{8,}/])!;
+    const lines = ["pass hunter2\n", "key sk-abcdef123456\n", "plain\n", "hunter2 sk-00000000\n"];
+    const stream = redactor.stream();
+    const out: Uint8Array[] = [];
+    for (const line of lines) out.push(stream.push(bytes(line)), stream.flush());
+    out.push(stream.end());
+    assert.equal(decoder.decode(concat(out)), redactor.redactText(lines.join("")));
+  });
 });

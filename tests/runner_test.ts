@@ -251,14 +251,23 @@ describe("runStep() input validation", () => {
       runStep(baseRequest(), undefined, { storage: { name: "broken" } as never }),
       { field: "storage" },
     );
+    await assert.rejects(
+      runStep(baseRequest(), undefined, {
+        storage,
+        maxOutputBytes: { stdout: 10, headRatio: 1.5 },
+      }),
+      { field: "maxOutputBytes.headRatio" },
+    );
     assert.deepEqual(await allKeys(storage), []);
   });
 
-  it("refuses an executor without execute() with a TypeError", async () => {
-    await assert.rejects(
-      runStep(baseRequest(), {} as WorkerExecutor, { storage: createMemoryStorage() }),
-      TypeError,
-    );
+  it("refuses an executor without execute() with a ValidationError, writing nothing", async () => {
+    const storage = createMemoryStorage();
+    await assert.rejects(runStep(baseRequest(), {} as WorkerExecutor, { storage }), {
+      name: "ValidationError",
+      field: "executor.execute",
+    });
+    assert.deepEqual(await allKeys(storage), []);
   });
 });
 
