@@ -133,6 +133,20 @@ async function main(): Promise<Record<string, unknown>> {
       if ((await done) !== 0) throw new Error("generator failed");
       return { ms: performance.now() - start, peakRss: peak(), ok: bytes === SIZE };
     }
+    if (
+      scenario === "pipe-discard-detached" && (globalThis as { Deno?: unknown }).Deno === undefined
+    ) {
+      // Node: the generator in a session of its own, as the executor starts commands.
+      const child = spawn(COMMAND[0], COMMAND.slice(1), {
+        stdio: ["ignore", "pipe", "ignore"],
+        detached: true,
+      });
+      const done = closed(child);
+      let bytes = 0;
+      for await (const chunk of child.stdout!) bytes += (chunk as Uint8Array).byteLength;
+      if ((await done) !== 0) throw new Error("generator failed");
+      return { ms: performance.now() - start, peakRss: peak(), ok: bytes === SIZE };
+    }
     if (scenario === "pipe-discard-deno" || scenario === "pipe-discard-detached") {
       // The same floor read through Deno.Command, which the process executor uses on Deno;
       // "detached" starts the generator in a session of its own, as the executor must (its

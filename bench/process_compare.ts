@@ -24,7 +24,7 @@ const SCENARIOS = [
   "runner-true",
 ];
 const scenariosOf = (runtime: string) =>
-  SCENARIOS.filter((s) => runtime === "deno" || !s.startsWith("pipe-discard-"));
+  SCENARIOS.filter((s) => runtime === "deno" || s !== "pipe-discard-deno");
 /** The floor: the faster way this runtime has to read the pipe and drop the bytes. */
 const floorOf = (runtime: string) =>
   runtime === "deno" &&
