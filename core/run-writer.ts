@@ -79,7 +79,7 @@ export interface RunWriter {
   writeRecord(key: string, data: string | Uint8Array, onStored?: () => void): Promise<void>;
   /** Stores buffered logs and records written so far, then refreshes state.json. */
   flush(): Promise<void>;
-  /** Starts the interval/heartbeat timer. */
+  /** Starts the interval/heartbeat timer, and the first state.json write when none was made. */
   start(): void;
   /**
    * Stores everything buffered and every record in flight, writes segmented logs whole at their
@@ -96,8 +96,8 @@ export interface RunWriter {
   /** The first storage failure, once one happened. */
   readonly failure: Promise<never>;
   /**
-   * Creates meta.json (create-only): the run's fence. Then starts the first state.json
-   * (create-only too) without waiting for it.
+   * Creates meta.json (create-only): the run's fence. state.json (create-only too) follows with
+   * start() or the first flush.
    */
   create(meta: string): Promise<void>;
 }
@@ -155,6 +155,7 @@ export function createRunWriter(
   // with a long flush or with composing logs.
   let stateChain: Promise<unknown> = Promise.resolve();
   let stateCreated = false;
+  let initialStateQueued = false;
   let stateEtag: string | undefined;
   let lastStateWrite = 0;
   // What the last state write claimed; the interval refreshes state.json when it moved.
@@ -440,6 +441,13 @@ export function createRunWriter(
 
   function startTimer(): void {
     if (timer !== undefined || committed) return;
+    // The first state.json (claiming nothing stored yet, with the status the run has now) goes
+    // out at once, beside whatever the run writes next: nobody waits for it, and every later
+    // state write is chained after it.
+    if (!stateCreated && !initialStateQueued) {
+      initialStateQueued = true;
+      writeState().catch(() => {});
+    }
     timer = setInterval(() => {
       if (failed !== undefined) return;
       if (inFlight > 0 || closing) {
@@ -518,9 +526,6 @@ export function createRunWriter(
       await enqueue(async () => {
         await conflictOnPrecondition(() => storage.write(keys.meta, meta, { ifNoneMatch: "*" }));
       });
-      // The first state.json (claiming nothing stored yet) goes out at once, beside whatever the
-      // run writes next: nobody waits for it, and every later state write is chained after it.
-      writeState().catch(() => {});
     },
   };
 }
