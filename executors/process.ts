@@ -59,37 +59,29 @@ const NO_COMMAND = "must be set, as 'request.command' or the process executor's 
 /** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
 const WATCHDOG_MAX_GRACE_MS = 2000;
 /**
- * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <fd3|stdin> <command argv...>`. A watcher,
- * detached from the command by a double fork (so the command never has a child it did not
- * start), waits on its lifeline, a pipe whose only writer is the runner: fd 3 under
- * node:child_process (which destroys a child's stdin when it exits), the shell's stdin moved to
- * fd 3 under Deno.Command (which has no extra descriptors). A line means the runner saw the
- * command end (leave quietly); end-of-file means the runner died, so it stops the group: SIGTERM,
- * then SIGKILL as soon as the command is gone (or after the grace, 50 ms polls). It ignores
- * SIGTERM so a stop of the group cannot kill it first. The command itself is exec'ed (same pid,
- * exit status and signal) with stdin from /dev/null and fd 3 closed.
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <pgid> <grace polls>`: a watcher in a session of its own,
+ * started beside the command. Its stdin is a pipe whose only writer is this process: a line
+ * means the runner saw the command end (leave quietly); end-of-file means the runner died (even
+ * by SIGKILL: the kernel closes the pipe), so it stops the command's group: SIGTERM, then SIGKILL
+ * as soon as the group's leader is gone (or after the grace, 50 ms polls). It ignores the signals
+ * a terminal or a supervisor sends the runner's group. Being outside the command's group, it
+ * never counts as a process the command left behind.
  */
 const WATCHDOG_SCRIPT = [
-  'polls="$1"; from="$2"; shift 2; cmd=$$',
-  // A lifeline on stdin moves to fd 3 first: an asynchronous list's stdin is /dev/null.
-  'if [ "$from" = stdin ]; then exec 3<&0 </dev/null; fi',
-  // The watcher holds none of the command's output pipes: they end when the command's group
-  // is done with them, not when the watcher leaves.
-  '( ( exec >/dev/null 2>&1; trap "" TERM INT HUP',
-  "    if read -r _ <&3; then exit 0; fi",
-  "    kill -TERM 0 2>/dev/null",
-  "    n=0",
-  '    while [ "$n" -lt "$polls" ]; do',
-  '      st=""; read -r st < "/proc/$cmd/stat" 2>/dev/null || kill -0 "$cmd" 2>/dev/null || break',
-  '      case "$st" in *") Z "*|*") X "*) break;; esac',
-  "      sleep 0.05 2>/dev/null || break; n=$((n+1))",
-  "    done",
-  "    kill -KILL 0 2>/dev/null ) & )",
-  'exec "$@" 3<&-',
+  'pgid="$1"; polls="$2"',
+  'trap "" TERM INT HUP',
+  "exec >/dev/null 2>&1",
+  "if read -r _; then exit 0; fi",
+  'kill -TERM "-$pgid" 2>/dev/null || exit 0',
+  "n=0",
+  'while [ "$n" -lt "$polls" ]; do',
+  '  kill -0 "-$pgid" 2>/dev/null || exit 0',
+  '  st=""; read -r st < "/proc/$pgid/stat" 2>/dev/null || break',
+  '  case "$st" in *") Z "*|*") X "*) break;; esac',
+  "  sleep 0.05 2>/dev/null || break; n=$((n+1))",
+  "done",
+  'kill -KILL "-$pgid" 2>/dev/null',
 ].join("\n");
-// After the command exits, how long the quitting watcher may take to leave the group before what
-// remains counts as processes the command left behind.
-const WATCHDOG_EXIT_MS = 500;
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -217,19 +209,20 @@ interface Lifeline {
 }
 interface NodeChild {
   readonly pid?: number;
-  readonly stdio: readonly unknown[];
+  readonly stdin: unknown;
   readonly stdout: ChildStream | null;
   readonly stderr: ChildStream | null;
   once(event: "spawn", listener: () => void): unknown;
   once(event: "error", listener: (error: Error) => void): unknown;
   once(event: "exit", listener: (code: number | null, signal: string | null) => void): unknown;
   on(event: "error", listener: (error: Error) => void): unknown;
+  unref?(): void;
 }
 interface ChildProcessModule {
   spawn(file: string, args: readonly string[], options: {
     cwd: string;
     env?: Record<string, string | undefined>;
-    stdio: ["ignore", "pipe", "pipe", "pipe"];
+    stdio: ["ignore" | "pipe", "pipe" | "ignore", "pipe" | "ignore"];
     detached: boolean;
   }): NodeChild;
 }
@@ -239,19 +232,19 @@ interface ProcessModule {
 }
 interface DenoChild {
   readonly pid: number;
-  readonly stdin: WritableStream<Uint8Array>;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly stderr: ReadableStream<Uint8Array>;
+  readonly stdin: WritableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array> | null;
   readonly status: Promise<{ code: number; signal: string | null }>;
 }
 interface DenoCommandApi {
   Command: new (file: string, options: {
     args: string[];
-    cwd: string;
+    cwd?: string;
     env?: Record<string, string>;
-    stdin: "piped";
-    stdout: "piped";
-    stderr: "piped";
+    stdin: "piped" | "null";
+    stdout: "piped" | "null";
+    stderr: "piped" | "null";
     detached: boolean;
   }) => { spawn(): DenoChild };
 }
@@ -262,8 +255,6 @@ interface Spawned {
   exited: Promise<{ code: number | null; signal: string | null }>;
   stdout: ChildStream | null;
   stderr: ChildStream | null;
-  /** Tells the watcher the command ended (it leaves quietly). */
-  release(): void;
 }
 
 interface Pump {
@@ -284,18 +275,6 @@ async function runProcess(
     throw new ValidationError([{ path: "command", message: NO_COMMAND }], "The process executor");
   }
   const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
-  // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
-  // after starting a watcher on its stdin, a pipe whose only writer is this process: when this
-  // process dies, even by SIGKILL, the kernel closes it and the watcher stops the whole group.
-  const argv = [
-    "/bin/sh",
-    "-c",
-    WATCHDOG_SCRIPT,
-    "baa-watchdog",
-    watchdogGracePolls(settings),
-    ...commandArgv,
-  ];
-  const withLifeline = (from: "fd3" | "stdin") => [...argv.slice(0, 5), from, ...argv.slice(5)];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
   const signal = context?.signal;
   if (signal?.aborted) return notStarted(signal);
@@ -305,26 +284,20 @@ async function runProcess(
   >);
   const proc = processModule.default;
   if (signal?.aborted) return notStarted(signal);
-  // The watchdog shell would report a missing program as its own exit 127; spawning the program
-  // directly used to fail with ENOENT, which names it clearly. Keep that.
-  const pathVariable = settings.env?.PATH ?? proc.env.PATH ?? "";
-  if ((await programExists(commandArgv[0], pathVariable, cwd)) === false) {
-    return await spawnFailed(
-      Object.assign(new Error("not found"), { code: "ENOENT" }),
-      commandArgv[0],
-      cwd,
-    );
-  }
 
-  const started = await spawnCommand(withLifeline, cwd, settings.env, proc);
+  const started = await spawnCommand(commandArgv, cwd, settings.env, proc);
   if ("error" in started) return await spawnFailed(started.error, commandArgv[0], cwd);
   const spawned = started;
   const pid = spawned.pid;
   context?.reportProcess?.({ pid, pgid: pid });
   const exited = spawned.exited;
-  // Once the command has exited the watcher is told to leave quietly: from then on this process
-  // stops what is left of the group itself.
-  void exited.then(() => spawned.release());
+  // The watchdog: when this process dies, even by SIGKILL, the command's group is stopped. Once
+  // the command has exited the watcher is told to leave: from then on this process stops what is
+  // left of the group itself.
+  // Not awaited: Node drops a pipe's bytes that nobody reads before the child exits, so the
+  // pumps below must attach at once.
+  const watcher = startWatcher(pid, watchdogGracePolls(settings), proc);
+  void exited.then(async () => (await watcher).release());
 
   const signalGroup = (name: string | 0): boolean => {
     try {
@@ -341,17 +314,6 @@ async function runProcess(
     if (!signalGroup(0)) return false;
     const live = await liveGroupMembers(pid);
     return live === undefined || live > 0;
-  };
-  /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
-  const groupOutlives = async (withinMs: number): Promise<boolean> => {
-    const deadline = Date.now() + withinMs;
-    // One look at /proc normally settles it: the watcher (leaving by itself) and zombies waiting
-    // for init do not count. Waiting for them to go took tens of ms under load.
-    while (await groupAlive()) {
-      if (Date.now() >= deadline) return true;
-      await delay(10);
-    }
-    return false;
   };
   let stopping: Promise<void> | undefined;
   const stopGroup = (): Promise<void> => {
@@ -393,7 +355,7 @@ async function runProcess(
   try {
     const exit = await exited;
     let leftovers = false;
-    if (stopping === undefined && (await groupOutlives(WATCHDOG_EXIT_MS))) {
+    if (stopping === undefined && (await groupAlive())) {
       leftovers = true;
       await stopGroup();
     } else if (stopping !== undefined) await stopping;
@@ -418,26 +380,24 @@ async function runProcess(
 }
 
 /**
- * Starts `argv` in its own process group (a new session) with pipes on stdin (the watcher's
- * lifeline), stdout and stderr: Deno.Command on Deno (cheaper there), node:child_process
- * elsewhere.
+ * Starts `argv` in its own process group (a new session) with stdin closed and pipes on stdout
+ * and stderr: Deno.Command on Deno (cheaper there), node:child_process elsewhere.
  */
 async function spawnCommand(
-  argvFor: (lifeline: "fd3" | "stdin") => readonly string[],
+  argv: readonly string[],
   cwd: string,
   env: Record<string, string> | undefined,
   proc: ProcessModule,
 ): Promise<Spawned | { error: unknown }> {
   const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
   if (typeof deno?.Command === "function") {
-    const argv = argvFor("stdin");
     let child: DenoChild;
     try {
       child = new deno.Command(argv[0], {
         args: argv.slice(1),
         cwd,
         ...(env === undefined ? {} : { env }),
-        stdin: "piped",
+        stdin: "null",
         stdout: "piped",
         stderr: "piped",
         detached: true,
@@ -445,34 +405,23 @@ async function spawnCommand(
     } catch (error) {
       return { error };
     }
-    const lifeline = child.stdin.getWriter();
-    let released = false;
     return {
       pid: child.pid,
       exited: child.status.then((status) => ({
         code: status.signal === null ? status.code : null,
         signal: status.signal,
       })),
-      stdout: webStream(child.stdout),
-      stderr: webStream(child.stderr),
-      release() {
-        if (released) return;
-        released = true;
-        // The group may be gone already: a broken pipe here is not the run's concern.
-        lifeline.write(new TextEncoder().encode("done\n"))
-          .then(() => lifeline.close())
-          .catch(() => {});
-      },
+      stdout: webStream(child.stdout!),
+      stderr: webStream(child.stderr!),
     };
   }
   const { spawn } = await import("node:child_process") as unknown as ChildProcessModule;
-  const argv = argvFor("fd3");
   let child: NodeChild;
   try {
     child = spawn(argv[0], argv.slice(1), {
       cwd,
       env: env === undefined ? undefined : { ...proc.env, ...env },
-      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
   } catch (error) {
@@ -491,14 +440,69 @@ async function spawnCommand(
   } catch (error) {
     return { error };
   }
-  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
-  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
+  return { pid: child.pid as number, exited, stdout: child.stdout, stderr: child.stderr };
+}
+
+/** The watchdog of one command; see WATCHDOG_SCRIPT. */
+interface Watcher {
+  /** Tells the watcher the command ended (it leaves quietly). */
+  release(): void;
+}
+
+/**
+ * Starts the watchdog of group `pgid` in a session of its own, its stdin a pipe from this
+ * process. A watcher that cannot be started leaves the command unwatched (it still runs and is
+ * stopped on timeout or cancel; only a runner killed outright would leave it behind).
+ */
+async function startWatcher(pgid: number, polls: string, proc: ProcessModule): Promise<Watcher> {
+  const argv = ["/bin/sh", "-c", WATCHDOG_SCRIPT, "baa-watchdog", String(pgid), polls];
+  const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
+  if (typeof deno?.Command === "function") {
+    let child: DenoChild;
+    try {
+      child = new deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdin: "piped",
+        stdout: "null",
+        stderr: "null",
+        detached: true,
+      }).spawn();
+    } catch {
+      return { release() {} };
+    }
+    const lifeline = child.stdin!.getWriter();
+    // Reaped whenever it leaves; nothing waits for it.
+    void child.status.catch(() => {});
+    let released = false;
+    return {
+      release() {
+        if (released) return;
+        released = true;
+        lifeline.write(new TextEncoder().encode("done\n"))
+          .then(() => lifeline.close())
+          .catch(() => {});
+      },
+    };
+  }
+  const { spawn } = await import("node:child_process") as unknown as ChildProcessModule;
+  let child: NodeChild;
+  try {
+    child = spawn(argv[0], argv.slice(1), {
+      cwd: "/",
+      env: { PATH: proc.env.PATH ?? "/usr/bin:/bin" },
+      stdio: ["pipe", "ignore", "ignore"],
+      detached: true,
+    });
+  } catch {
+    return { release() {} };
+  }
+  child.on("error", () => {});
+  const lifeline = child.stdin as Lifeline | null;
   lifeline?.on("error", () => {});
+  // The watcher must not keep this process alive (an orchestrator exits when its work is done).
+  child.unref?.();
+  (lifeline as { unref?(): void } | null)?.unref?.();
   return {
-    pid: child.pid as number,
-    exited,
-    stdout: child.stdout,
-    stderr: child.stderr,
     release() {
       if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
     },
@@ -718,40 +722,7 @@ function isDenied(error: unknown): boolean {
 }
 
 /**
- * Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names);
- * `undefined` when that cannot be told (Deno without --allow-read), so the spawn itself decides.
- */
-async function programExists(
-  file: string,
-  pathVariable: string,
-  cwd: string,
-): Promise<boolean | undefined> {
-  const fs = await import("node:fs/promises") as unknown as {
-    stat(path: string): Promise<{ isFile(): boolean; mode: number }>;
-  };
-  const candidates = file.includes("/")
-    ? [file.startsWith("/") ? file : `${cwd}/${file}`]
-    : pathVariable.split(":").map((dir) => `${dir === "" ? "." : dir}/${file}`);
-  for (const candidate of candidates) {
-    try {
-      // Execute bits from stat rather than access(X_OK), which Deno's node:fs cannot answer
-      // without --allow-sys=uid (and then throws where no caller can catch it). A file that is
-      // executable but not by us fails at spawn with EACCES: exit code 126.
-      const stat = await fs.stat(candidate);
-      if (stat.isFile() && (stat.mode & 0o111) !== 0) return true;
-    } catch (error) {
-      if (isDenied(error)) return undefined;
-    }
-  }
-  return false;
-}
-
-/** How the watcher's command line starts (the subshells of the watchdog shell keep its argv). */
-const WATCHER_CMDLINE = ["/bin/sh", "-c", WATCHDOG_SCRIPT, "baa-watchdog", ""].join("\0");
-
-/**
- * Number of processes of group `pgid` that are neither zombies nor the watchdog's watcher (which
- * leaves by itself once told the command ended), from Linux's /proc; `undefined` when that
+ * Number of processes of group `pgid` that are not zombies, from Linux's /proc; `undefined` when that
  * cannot be told (no /proc, no permission, or the group's members are not visible).
  */
 async function liveGroupMembers(pgid: number): Promise<number | undefined> {
@@ -782,13 +753,7 @@ async function liveGroupMembers(pgid: number): Promise<number | undefined> {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
     if (Number(fields[2]) !== pgid) continue;
     found = true;
-    if (fields[0] === "Z" || fields[0] === "X") continue;
-    try {
-      if (fs.readFileSync(`/proc/${name}/cmdline`, "latin1").startsWith(WATCHER_CMDLINE)) continue;
-    } catch {
-      continue; // exited meanwhile
-    }
-    live++;
+    if (fields[0] !== "Z" && fields[0] !== "X") live++;
   }
   return found ? live : undefined;
 }
