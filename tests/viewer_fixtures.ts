@@ -56,7 +56,7 @@ export async function startLiveRun(storage: RunStorage, runId = "live-1"): Promi
   const started = new Promise<void>((resolve) => (ready = resolve));
   const done = runStep(baseRequest({ taskId: "demo", runId, stepName: "Watch" }), {
     async execute(_run, context) {
-      print = (text) => context.stdout(text);
+      print = async (text) => await context.stdout(text);
       await context.stdout("live run started\n");
       ready();
       await released;

@@ -6,7 +6,7 @@ import { keysOf, readRun, type RunRef } from "../core/read.ts";
 import type { StreamLogChannel } from "../core/types.ts";
 import { loadGitCheckpoint } from "../git/checkpoints.ts";
 import type { RestoreCommandInput, ViewerContext } from "./context.ts";
-import { html } from "./html.ts";
+import { markup } from "./html.ts";
 import { listPage } from "./list-page.ts";
 import { logPage, runPage } from "./run-page.ts";
 import { logEventStream } from "./logs.ts";
@@ -185,7 +185,7 @@ export function createRunViewer(
       404,
       page(
         { title: "Not found", appTitle: ctx.appTitle, home: `${ctx.base}/`, nonce },
-        html`
+        markup`
           <h1>Not found</h1>
           <p>${what}</p>
         `,
@@ -332,7 +332,7 @@ export function createRunViewer(
         502,
         page(
           { title: "Error", appTitle: ctx.appTitle, home: `${ctx.base}/`, nonce },
-          html`
+          markup`
             <h1>The runs could not be read</h1>
             <p>Error code: <code>${code}</code>. The server was told the details.</p>
           `,

@@ -1,4 +1,4 @@
-// Markup that is safe by construction: every value interpolated into `html` is escaped unless
+// Markup that is safe by construction: every value interpolated into `markup` is escaped unless
 // it is already `Html` built by this module. Stored bytes can only ever become text.
 
 const SAFE: unique symbol = Symbol("safe-html");
@@ -9,7 +9,7 @@ export interface Html {
   readonly [SAFE]: string;
 }
 
-/** What `html` accepts as a value. */
+/** What `markup` accepts as a value. */
 export type HtmlValue = Html | string | number | boolean | null | undefined | readonly HtmlValue[];
 
 const ENTITIES: Record<string, string> = {
@@ -44,7 +44,7 @@ function render(value: HtmlValue): string {
  *
  * @returns The fragment.
  */
-export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
+export function markup(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
   let out = strings[0];
   for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1];
   return { [SAFE]: out };

@@ -6,7 +6,7 @@ import { mapLimited, readJson } from "../core/read.ts";
 import { RunMetadataSchema } from "../core/schemas.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { RunMetadata } from "../core/types.ts";
-import { html } from "./html.ts";
+import { markup } from "./html.ts";
 import { links, type ViewerContext } from "./context.ts";
 import { badge, type BadgeWord, badgeWord, formatDuration, page, time } from "./shell.ts";
 
@@ -92,57 +92,65 @@ export async function listPage(
     const end = state?.finishedAt ? Date.parse(state.finishedAt) : now;
     const duration = started ? formatDuration(end - Date.parse(started)) : "";
     const word = badgeWord(state, entry.liveness);
-    return html`
+    return markup`
       <tr data-run="${entry.taskId}/${entry.runId}">
         <td><a href="${links.run(ctx, entry.taskId, entry.runId)}">${entry.runId}</a></td>
-        <td>${badge(word)}${state?.status && state.status !== "completed" && state.status !== word
-          ? html`
+        <td>${badge(word)}${
+      state?.status && state.status !== "completed" && state.status !== word
+        ? markup`
             <span class="muted">${state.status}</span>
           `
-          : ""}</td>
+        : ""
+    }</td>
         <td><a href="${links.list(ctx, { task: entry.taskId, status })}">${entry.taskId}</a></td>
-        <td>${meta?.stepName ?? ""}${meta
-          ? html`
+        <td>${meta?.stepName ?? ""}${
+      meta
+        ? markup`
             <span class="muted mono">${meta.stepId}</span>
           `
-          : ""}</td>
+        : ""
+    }</td>
         <td>${meta?.workerKind ?? ""}</td>
         <td>${state?.attempt ?? meta?.attempt ?? ""}</td>
         <td>${time(started)}</td>
-        <td>${duration}${entry.liveness === "live"
-          ? html`
+        <td>${duration}${
+      entry.liveness === "live"
+        ? markup`
             <span class="muted">so far</span>
           `
-          : ""}</td>
+        : ""
+    }</td>
         <td>${state?.exitCode ?? ""}</td>
         <td>${state?.summary ?? ""}</td>
       </tr>
     `;
   });
   const live = entries.some((entry) => entry.liveness === "live");
-  const body = html`<h1>Runs</h1>
+  const body = markup`<h1>Runs</h1>
 <form class="filters" method="get" action="${links.list(ctx)}">
 <label>Task <input name="task" value="${task ?? ""}" placeholder="any task"></label>
 <label>Status <select name="status"><option value="">any</option>${
     STATUS_FILTERS.map((word) =>
-      html`
-        <option value="${word}" ${word === status
-          ? html`
+      markup`
+        <option value="${word}" ${
+        word === status
+          ? markup`
             selected
           `
-          : ""}>${word}</option>
+          : ""
+      }>${word}</option>
       `
     )
   }</select></label>
 <button type="submit">Filter</button>
-${task || status ? html`<a href="${links.list(ctx)}">clear filters</a>` : ""}
+${task || status ? markup`<a href="${links.list(ctx)}">clear filters</a>` : ""}
 </form>
-${problem ? html`<p role="alert">Cannot list runs: ${problem}</p>` : ""}
-${live ? html`<p class="muted">Live runs are shown: this page refreshes every 5 s.</p>` : ""}
+${problem ? markup`<p role="alert">Cannot list runs: ${problem}</p>` : ""}
+${live ? markup`<p class="muted">Live runs are shown: this page refreshes every 5 s.</p>` : ""}
 ${
     entries.length === 0 && !problem
-      ? html`<p>No runs${task || status ? " match these filters" : ""}.</p>`
-      : html`
+      ? markup`<p>No runs${task || status ? " match these filters" : ""}.</p>`
+      : markup`
         <table>
           <thead>
             <tr>
@@ -163,10 +171,12 @@ ${
       `
   }
 <nav class="pager">${
-    cursor ? html`<a href="${links.list(ctx, { task, status })}">first page</a>` : ""
+    cursor ? markup`<a href="${links.list(ctx, { task, status })}">first page</a>` : ""
   }${
     next
-      ? html`<a rel="next" href="${links.list(ctx, { task, status, cursor: next })}">next page</a>`
+      ? markup`<a rel="next" href="${
+        links.list(ctx, { task, status, cursor: next })
+      }">next page</a>`
       : ""
   }</nav>`;
   return {

@@ -2,8 +2,14 @@
 // live log: each event's `id:` is the byte offset after it, so a reconnecting browser resumes
 // where it left off (Last-Event-ID).
 
-import { type AnsiLine, type AnsiOp, applyOps, createAnsiParser } from "./ansi.ts";
-import { type Html, html } from "./html.ts";
+import {
+  type AnsiLine,
+  type AnsiOp,
+  type AnsiSegment,
+  applyOps,
+  createAnsiParser,
+} from "./ansi.ts";
+import { type Html, markup } from "./html.ts";
 import { followRunLog } from "../core/follow.ts";
 import { RunStaleError } from "../core/errors.ts";
 import { keysOf, readRunStatus, type RunRef } from "../core/read.ts";
@@ -59,21 +65,13 @@ export function renderLogLines(
  */
 export function linesMarkup(lines: readonly AnsiLine[], channel?: string): Html {
   const cls = channel ? `line ch-${channel}` : "line";
-  return html`${
-    lines.map((line) =>
-      html`
-        <div class="${cls}" ${channel
-          ? html`
-            data-channel="${channel}"
-          `
-          : ""}>${line.map((seg) =>
-            seg.s === undefined
-              ? html`<span>${seg.t}</span>`
-              : html`<span style="${seg.s}">${seg.t}</span>`
-          )}</div>
-      `
-    )
-  }`;
+  const attr = channel ? markup` data-channel="${channel}"` : "";
+  const span = (seg: AnsiSegment) =>
+    seg.s === undefined
+      ? markup`<span>${seg.t}</span>`
+      : markup`<span style="${seg.s}">${seg.t}</span>`;
+  // No whitespace between the elements: inside <pre> it would show.
+  return markup`${lines.map((line) => markup`<div class="${cls}"${attr}>${line.map(span)}</div>`)}`;
 }
 
 /** Options of {@linkcode logEventStream}. */

@@ -7,7 +7,7 @@ import type { CheckpointRecord } from "../core/checkpoints.ts";
 import type { StreamLogChannel } from "../core/types.ts";
 import { type GitCheckpointData, loadGitCheckpoint } from "../git/checkpoints.ts";
 import { parseGitPatch } from "./diff.ts";
-import { type Html, html } from "./html.ts";
+import { type Html, markup } from "./html.ts";
 import { links, type ViewerContext } from "./context.ts";
 import { linesMarkup, renderLogLines } from "./logs.ts";
 import { RUN_PAGE_SCRIPT } from "./client.ts";
@@ -49,15 +49,17 @@ async function logPane(
   const end = start + bytes.byteLength;
   const { lines, open } = renderLogLines(bytes, start > 0);
   const logLink = links.log(ctx, ref.taskId, ref.runId, channel);
-  return html`<div class="pane" data-pane="${channel}">
+  return markup`<div class="pane" data-pane="${channel}">
 <h3>${channel}</h3>
 ${
     start > 0
-      ? html`
+      ? markup`
         <p
-          class="muted">Showing the last ${formatBytes(bytes.byteLength)} of ${formatBytes(
-            size ?? end,
-          )}. <a href="${logLink}?offset=0">Read the whole log, page by page</a>.</p>
+          class="muted">Showing the last ${formatBytes(bytes.byteLength)} of ${
+        formatBytes(
+          size ?? end,
+        )
+      }. <a href="${logLink}?offset=0">Read the whole log, page by page</a>.</p>
       `
       : ""
   }
@@ -65,7 +67,7 @@ ${
     open ? "1" : "0"
   }"${
     live
-      ? html`
+      ? markup`
         data-events="${logLink}/events"
       `
       : ""
@@ -81,17 +83,19 @@ function combinedPane(checkpoints: readonly CheckpointRecord[], live: boolean): 
     channel: line.channel === "stderr" ? "stderr" : "stdout",
     lines: renderLogLines(new TextEncoder().encode(String(line.text))).lines,
   }));
-  return html`
+  return markup`
     <div class="pane" data-pane="combined">
       <h3>stdout and stderr</h3>
-      <p class="muted">${tail
-        ? `The last ${lines.length} lines of both streams, in sequence order (the run's log-tail checkpoint).`
-        : ""}${live
-        ? " New output of both streams appears here as it is stored (stderr marked in red)."
-        : ""}</p>
-      <pre class="log" id="log-combined">${rendered.map((r) =>
-        linesMarkup(r.lines.length ? r.lines : [[]], r.channel)
-      )}</pre>
+      <p class="muted">${
+    tail
+      ? `The last ${lines.length} lines of both streams, in sequence order (the run's log-tail checkpoint).`
+      : ""
+  }${
+    live ? " New output of both streams appears here as it is stored (stderr marked in red)." : ""
+  }</p>
+      <pre class="log" id="log-combined">${
+    rendered.map((r) => linesMarkup(r.lines.length ? r.lines : [[]], r.channel))
+  }</pre>
     </div>
   `;
 }
@@ -118,7 +122,7 @@ async function gitDiffSection(
     seq: record.seq,
     runsRootDir: ctx.runsRootDir,
   });
-  return html`<div class="git-diff" id="diff-${record.seq}">
+  return markup`<div class="git-diff" id="diff-${record.seq}">
 <h3>Diff of checkpoint ${record.seq} (${data.trigger ?? "capture"}, against <code>${
     String(data.baseCommit ?? "").slice(0, 12)
   }</code>)</h3>
@@ -129,30 +133,30 @@ async function gitDiffSection(
   }.</p>
 <p>Restore it into a clean worktree at the base commit: <code class="restore">${restore}</code>${
     data.patch && !data.patch.deletedAt
-      ? html`
+      ? markup`
         · <a href="${links.patch(ctx, ref.taskId, ref.runId, record.seq)}">download the patch</a>
       `
       : ""
   }</p>
-${problem ? html`<p class="muted">${problem}</p>` : ""}
+${problem ? markup`<p class="muted">${problem}</p>` : ""}
 ${
     parsed?.files.map((file) =>
-      html`
+      markup`
         <div class="diff">
           <div
-            class="file"><span class="path">${file.newPath === "/dev/null"
-              ? file.oldPath
-              : file.newPath}</span> <span class="muted">${file
-              .status}</span> <span class="added">+${file
-              .added}</span> <span class="removed">−${file.removed}</span></div>
-          <pre>${file.lines.map((line) => html`<div class="${line.kind}">${line.text}</div>`)}</pre>
+            class="file"><span class="path">${
+        file.newPath === "/dev/null" ? file.oldPath : file.newPath
+      }</span> <span class="muted">${file.status}</span> <span class="added">+${file.added}</span> <span class="removed">−${file.removed}</span></div>
+          <pre>${
+        file.lines.map((line) => markup`<div class="${line.kind}">${line.text}</div>`)
+      }</pre>
         </div>
       `
     )
   }
 ${
     parsed?.truncated || (patchText !== undefined && patchText.length >= MAX_PATCH_VIEW_BYTES)
-      ? html`
+      ? markup`
         <p
           class="muted">The diff is long: only its beginning is shown; download the patch for all of it.</p>
       `
@@ -209,81 +213,106 @@ export async function runPage(
   const diff = shown ? await gitDiffSection(ctx, ref, shown) : "";
   const command = Array.isArray(meta.command) ? meta.command.join(" ") : meta.command;
 
-  const body = html`
-    <h1><a href="${links.list(ctx, { task: meta.taskId })}">${meta.taskId}</a> / ${meta
-      .runId} ${badge(word, "liveness")}</h1>
+  const body = markup`
+    <h1><a href="${links.list(ctx, { task: meta.taskId })}">${meta.taskId}</a> / ${meta.runId} ${
+    badge(word, "liveness")
+  }</h1>
     <dl class="facts">
     <dt>Task</dt><dd class="mono">${meta.taskId}</dd>
     <dt>Run</dt><dd class="mono">${meta.runId}</dd>
     <dt>Step</dt><dd>${meta.stepName} <span class="muted mono">${meta.stepId}</span></dd>
     <dt>Worker</dt><dd>${meta.workerKind}, attempt ${meta.attempt}</dd>
-    <dt>Status</dt><dd><span id="status">${state?.status ??
-      "unknown"}</span> <span id="status-note" class="muted"></span></dd>
+    <dt>Status</dt><dd><span id="status">${
+    state?.status ??
+      "unknown"
+  }</span> <span id="status-note" class="muted"></span></dd>
     <dt>Started</dt><dd>${time(started)}</dd>
-    ${state?.finishedAt
-      ? html`
+    ${
+    state?.finishedAt
+      ? markup`
         <dt>Finished</dt>
         <dd>${time(state.finishedAt)}</dd>
       `
-      : ""}
+      : ""
+  }
     <dt>Duration</dt><dd>${duration}${live ? " so far" : ""}</dd>
-    ${heartbeatMs !== undefined && !state?.finishedAt
-      ? html`
+    ${
+    heartbeatMs !== undefined && !state?.finishedAt
+      ? markup`
         <dt>Heartbeat</dt>
-        <dd><span id="heartbeat-age" data-age-ms="${heartbeatMs}">${Math.round(
+        <dd><span id="heartbeat-age" data-age-ms="${heartbeatMs}">${
+        Math.round(
           heartbeatMs / 1000,
-        )} s ago</span></dd>
+        )
+      } s ago</span></dd>
       `
-      : ""}
+      : ""
+  }
     <dt>Exit</dt><dd id="exit-code">${state?.exitCode ?? ""}</dd>
-    ${state?.reason
-      ? html`
+    ${
+    state?.reason
+      ? markup`
         <dt>Reason</dt>
         <dd>${state.reason}</dd>
       `
-      : ""}
-    ${state?.signal
-      ? html`
+      : ""
+  }
+    ${
+    state?.signal
+      ? markup`
         <dt>Signal</dt>
         <dd>${state.signal}</dd>
       `
-      : ""}
-    ${state?.summary
-      ? html`
+      : ""
+  }
+    ${
+    state?.summary
+      ? markup`
         <dt>Summary</dt>
         <dd>${state.summary}</dd>
       `
-      : ""}
-    ${meta.promptSummary
-      ? html`
+      : ""
+  }
+    ${
+    meta.promptSummary
+      ? markup`
         <dt>Prompt</dt>
         <dd>${meta.promptSummary}</dd>
       `
-      : ""}
-    ${command
-      ? html`
+      : ""
+  }
+    ${
+    command
+      ? markup`
         <dt>Command</dt>
         <dd class="mono">${command}</dd>
       `
-      : ""}
-    ${meta.resumedFrom
-      ? html`
+      : ""
+  }
+    ${
+    meta.resumedFrom
+      ? markup`
         <dt>Resumed from</dt>
-        <dd><a href="${links.run(ctx, meta.taskId, meta.resumedFrom.runId)}">${meta.resumedFrom
-          .runId}</a>, checkpoint ${meta.resumedFrom.seq}</dd>
+        <dd><a href="${
+        links.run(ctx, meta.taskId, meta.resumedFrom.runId)
+      }">${meta.resumedFrom.runId}</a>, checkpoint ${meta.resumedFrom.seq}</dd>
       `
-      : ""}
+      : ""
+  }
     </dl>
 
     <section id="timeline">
       <h2>Timeline</h2>
-      <ol class="timeline">${run.events.map((event) =>
-        html`
+      <ol class="timeline">${
+    run.events.map((event) =>
+      markup`
           <li
-            data-type="${event.type}">${time(event.createdAt)} <span class="muted">${event
-              .level}</span> <strong>${event.type}</strong> ${event.message}</li>
+            data-type="${event.type}">${
+        time(event.createdAt)
+      } <span class="muted">${event.level}</span> <strong>${event.type}</strong> ${event.message}</li>
         `
-      )}</ol>
+    )
+  }</ol>
     </section>
 
     <section id="logs"><h2>Logs</h2>
@@ -293,7 +322,8 @@ export async function runPage(
     </section>
 
     <section id="checkpoints"><h2>Checkpoints</h2>
-    ${run.checkpoints.length === 0 ? html`<p class="muted">None.</p>` : html`
+    ${
+    run.checkpoints.length === 0 ? markup`<p class="muted">None.</p>` : markup`
       <table>
         <thead>
           <tr>
@@ -303,28 +333,35 @@ export async function runPage(
             <th>Summary</th>
           </tr>
         </thead>
-        <tbody>${run.checkpoints.map((c) =>
-          html`
+        <tbody>${
+      run.checkpoints.map((c) =>
+        markup`
             <tr>
               <td>${c.seq}</td>
               <td>${c.type}</td>
               <td>${time(c.createdAt)}</td>
-              <td>${c.summary}${c.type === "git_diff"
-                ? html`
-                  · <a href="${links.run(ctx, ref.taskId, ref.runId)}?checkpoint=${c.seq}#diff-${c
-                    .seq}">diff</a>
+              <td>${c.summary}${
+          c.type === "git_diff"
+            ? markup`
+                  · <a href="${
+              links.run(ctx, ref.taskId, ref.runId)
+            }?checkpoint=${c.seq}#diff-${c.seq}">diff</a>
                 `
-                : ""}</td>
+            : ""
+        }</td>
             </tr>
           `
-        )}</tbody>
+      )
+    }</tbody>
       </table>
-    `}
+    `
+  }
     ${diff}
     </section>
 
     <section id="artifacts"><h2>Artifacts</h2>
-    ${run.artifacts.length === 0 ? html`<p class="muted">None.</p>` : html`
+    ${
+    run.artifacts.length === 0 ? markup`<p class="muted">None.</p>` : markup`
       <table>
         <thead>
           <tr>
@@ -334,19 +371,23 @@ export async function runPage(
             <th>Description</th>
           </tr>
         </thead>
-        <tbody>${run.artifacts.map((a) =>
-          html`
+        <tbody>${
+      run.artifacts.map((a) =>
+        markup`
             <tr>
-              <td><a download href="${links.artifact(ctx, ref.taskId, ref.runId, a.name)}">${a
-                .name}</a></td>
+              <td><a download href="${
+          links.artifact(ctx, ref.taskId, ref.runId, a.name)
+        }">${a.name}</a></td>
               <td>${a.kind}</td>
               <td>${formatBytes(a.size)}</td>
               <td>${a.description ?? ""}</td>
             </tr>
           `
-        )}</tbody>
+      )
+    }</tbody>
       </table>
-    `}
+    `
+  }
     </section>
   `;
   return page({
@@ -384,20 +425,20 @@ export async function logPage(
   });
   const { lines } = renderLogLines(bytes, offset > 0);
   const here = links.log(ctx, ref.taskId, ref.runId, channel);
-  const body = html`<h1><a href="${
+  const body = markup`<h1><a href="${
     links.run(ctx, ref.taskId, ref.runId)
   }">${ref.taskId} / ${ref.runId}</a>: ${channel}</h1>
 <p class="muted">Bytes ${offset} to ${offset + bytes.byteLength}.</p>
 <pre class="log" id="log-${channel}">${linesMarkup(lines)}</pre>
 <nav class="pager">${
     offset > 0
-      ? html`<a rel="prev" href="${here}?offset=${
+      ? markup`<a rel="prev" href="${here}?offset=${
         Math.max(0, offset - ctx.logPageBytes)
       }">previous page</a>`
       : ""
   }${
     bytes.byteLength === ctx.logPageBytes
-      ? html`<a rel="next" href="${here}?offset=${offset + bytes.byteLength}">next page</a>`
+      ? markup`<a rel="next" href="${here}?offset=${offset + bytes.byteLength}">next page</a>`
       : ""
   }</nav>`;
   return page({

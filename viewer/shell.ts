@@ -1,6 +1,6 @@
 // The page shell shared by the viewer's pages: document, styles, badges, time formatting.
 
-import { type Html, html, ownMarkup, toMarkup } from "./html.ts";
+import { type Html, markup, ownMarkup, toMarkup } from "./html.ts";
 import type { RunLiveness } from "../core/read.ts";
 import type { RunStateSnapshot } from "../core/types.ts";
 
@@ -76,13 +76,8 @@ export function badgeWord(state: RunStateSnapshot | undefined, liveness: RunLive
  * @returns The badge.
  */
 export function badge(word: BadgeWord, id?: string): Html {
-  return html`
-    <span class="badge badge-${word}" ${id
-      ? html`
-        id="${id}"
-      `
-      : ""} title="run is ${word}">${word}</span>
-  `;
+  const idAttr = id ? markup` id="${id}"` : "";
+  return markup`<span class="badge badge-${word}"${idAttr} title="run is ${word}">${word}</span>`;
 }
 
 /**
@@ -108,7 +103,7 @@ export function formatDuration(ms: number): string {
 export function time(iso: string | undefined): Html | string {
   if (iso === undefined || Number.isNaN(Date.parse(iso))) return "";
   const shown = new Date(iso).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-  return html`<time datetime="${iso}">${shown}</time>`;
+  return markup`<time datetime="${iso}">${shown}</time>`;
 }
 
 /** What a page needs besides its body. */
@@ -135,13 +130,13 @@ export interface PageOptions {
  * @returns The document's markup.
  */
 export function page(options: PageOptions, body: Html): string {
-  return "<!doctype html>\n" + toMarkup(html`
+  return "<!doctype html>\n" + toMarkup(markup`
     <html lang="en">
       <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <meta name="referrer" content="no-referrer">
-    ${options.refreshSec ? html`<meta http-equiv="refresh" content="${options.refreshSec}">` : ""}
+    ${options.refreshSec ? markup`<meta http-equiv="refresh" content="${options.refreshSec}">` : ""}
     <title>${options.title} · ${options.appTitle}</title>
     <style>${ownMarkup(STYLE)}</style>
       </head>
@@ -150,9 +145,11 @@ export function page(options: PageOptions, body: Html): string {
     <main>
     ${body}
     </main>
-    ${options.script
-      ? html`<script nonce="${options.nonce}">${ownMarkup(options.script)}</script>`
-      : ""}
+    ${
+    options.script
+      ? markup`<script nonce="${options.nonce}">${ownMarkup(options.script)}</script>`
+      : ""
+  }
       </body>
     </html>
   `);
