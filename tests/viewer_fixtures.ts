@@ -1,6 +1,7 @@
 // Runs for the viewer's tests: a finished run (ANSI colours, `\r` progress, hostile markup, an
 // artifact), a failed run, a live run the test prints into, and a run with a git checkpoint.
 
+import { mkdir } from "node:fs/promises";
 import { runStep } from "../core/runner.ts";
 import type { RunStorage } from "../storage/types.ts";
 import { baseRequest } from "./helpers.ts";
@@ -78,6 +79,7 @@ export async function startLiveRun(storage: RunStorage, runId = "live-1"): Promi
  * and adds one, so the final git checkpoint's diff holds both.
  */
 export async function seedGitRun(storage: RunStorage, root: string): Promise<void> {
+  await mkdir(root, { recursive: true });
   const { agent } = await createRepos(root, async (dir) => {
     await put(dir, "src/app.ts", "export const answer = 41;\n");
     await put(dir, ".gitignore", "runs/\n");

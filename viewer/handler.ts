@@ -280,7 +280,8 @@ export function createRunViewer(
       from,
       pollMs: ctx.pollMs,
       staleAfterMs: ctx.staleAfterMs,
-      signal: request.signal,
+      // No request.signal: runtimes cancel the body stream when the client goes away, and
+      // Deno's signal also fires once a response completes.
     });
     return new Response(body, {
       headers: baseHeaders({
