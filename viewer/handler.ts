@@ -145,11 +145,29 @@ function decodeSegment(segment: string): string | undefined {
 }
 
 /**
- * Creates the viewer's handler. See `viewer/mod.ts` for the documentation.
+ * Creates the read-only web viewer of the runs on `storage`: a standard
+ * `(request: Request) => Promise<Response>` handler serving the runs list (`/`), each run's page
+ * (`/runs/<taskId>/<runId>`), its logs page by page and followed live over server-sent events
+ * (the event `id:` is the byte offset, so `Last-Event-ID` resumes), git checkpoint patches and
+ * artifacts. Every byte from a run is rendered as text; only GET and HEAD are answered.
  *
  * @param storage The storage the runs live on.
  * @param options Token, base path, paging and following settings.
  * @returns The handler.
+ * @throws {ValidationError} A bad option, naming it.
+ *
+ * @example A handler for Deno.serve, guarded by a token
+ * ```ts
+ * import { createMemoryStorage } from "../mod.ts";
+ * import { createRunViewer } from "./mod.ts";
+ *
+ * const handler = createRunViewer(createMemoryStorage(), { token: "a-long-random-secret-value" });
+ * const denied = await handler(new Request("http://127.0.0.1/"));
+ * const allowed = await handler(new Request("http://127.0.0.1/", {
+ *   headers: { authorization: "Bearer a-long-random-secret-value" },
+ * }));
+ * console.log(denied.status, allowed.status); // 401 200
+ * ```
  */
 export function createRunViewer(
   storage: RunStorage,
