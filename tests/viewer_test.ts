@@ -8,6 +8,8 @@ import { runStep } from "../core/runner.ts";
 import { readRunLogBytes } from "../core/read.ts";
 import { ValidationError } from "../core/errors.ts";
 import { createRunViewer } from "../viewer/mod.ts";
+import { type AnsiLine, applyOps, createAnsiParser } from "../viewer/ansi.ts";
+import { parseGitPatch } from "../viewer/diff.ts";
 import { baseRequest } from "./helpers.ts";
 import { withTempDir } from "./git_helpers.ts";
 import {
@@ -299,5 +301,87 @@ describe("createRunViewer() handler", () => {
       () => createRunViewer(storage, { token: "short" }),
       (error) => error instanceof ValidationError && error.issues[0].path === "token",
     );
+  });
+
+  it("answers only loopback host names without a token (no DNS rebinding), any with one", async () => {
+    const open = createRunViewer(storage);
+    for (const origin of ["http://localhost:8080", "http://127.0.0.1", "http://[::1]:9"]) {
+      assert.equal((await open(new Request(`${origin}/`))).status, 200, origin);
+    }
+    assert.equal((await open(new Request("http://attacker.example/"))).status, 421);
+    const listed = createRunViewer(storage, { allowedHosts: ["runs.internal"] });
+    assert.equal((await listed(new Request("http://runs.internal/"))).status, 200);
+    const token = "another-token-0123456789";
+    const guarded = createRunViewer(storage, { token });
+    const response = await guarded(
+      new Request("http://runs.example/", { headers: { authorization: `Bearer ${token}` } }),
+    );
+    assert.equal(response.status, 200);
+  });
+});
+
+describe("viewer ANSI terminal model", () => {
+  const render = (...chunks: string[]) => {
+    const parser = createAnsiParser();
+    const lines: AnsiLine[] = [];
+    const state = { open: false, pendingReturn: false };
+    for (const chunk of chunks) applyOps(lines, parser.push(chunk), state);
+    return lines;
+  };
+
+  it("keeps an escape sequence cut between chunks, and styles across them", () => {
+    const lines = render("a \x1b[3", "1mred", " still\x1b[0m plain\n");
+    assert.deepEqual(lines, [[{ t: "a " }, { t: "red still", s: "color:#cd3131" }, {
+      t: " plain",
+    }]]);
+  });
+
+  it("collapses \r progress, keeps \r\n as a newline, renders 256 and true colours", () => {
+    assert.deepEqual(render("10%\r50%\r", "100%\r\ndone\n"), [[{ t: "100%" }], [{ t: "done" }]]);
+    assert.deepEqual(render("\x1b[38;5;196mx\x1b[48;2;1;2;3my\n"), [[
+      { t: "x", s: "color:rgb(255,0,0)" },
+      { t: "y", s: "color:rgb(255,0,0);background-color:rgb(1,2,3)" },
+    ]]);
+  });
+
+  it("drops other escapes and controls; an OSC that never ends does not swallow the log", () => {
+    assert.deepEqual(render("\x1b]0;title\x07a\x1b[2Kb\x00c\n"), [[{ t: "abc" }]]);
+    const lines = render("\x1b]8;;" + "x".repeat(5000), "\nafter\n");
+    assert.ok(lines.some((line) => line.some((seg) => seg.t === "after")));
+  });
+});
+
+describe("viewer git patch parser", () => {
+  it("lists files with their status and counts, and keeps '+++' content lines as content", () => {
+    const patch = [
+      "diff --git a/src/app.ts b/src/app.ts",
+      "index 1..2 100644",
+      "--- a/src/app.ts",
+      "+++ b/src/app.ts",
+      "@@ -1,2 +1,2 @@",
+      "-old",
+      "+++ new, starting with pluses",
+      " same",
+      'diff --git "a/caf\\303\\251.txt" "b/caf\\303\\251.txt"',
+      "new file mode 100644",
+      "--- /dev/null",
+      '+++ "b/caf\\303\\251.txt"',
+      "@@ -0,0 +1 @@",
+      "+hello",
+      "diff --git a/logo.png b/logo.png",
+      "GIT binary patch",
+      "literal 3",
+      "abc",
+      "",
+    ].join("\n");
+    const { files } = parseGitPatch(patch);
+    assert.deepEqual(
+      files.map((f) => [f.newPath, f.status, f.added, f.removed]),
+      [["src/app.ts", "modified", 1, 1], ["café.txt", "added", 1, 0], ["logo.png", "binary", 0, 0]],
+    );
+    assert.deepEqual(files[0].lines.find((l) => l.kind === "add"), {
+      kind: "add",
+      text: "++ new, starting with pluses",
+    });
   });
 });

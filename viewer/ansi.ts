@@ -117,6 +117,7 @@ function applySgr(style: Style, params: number[]): Style {
 const ESCAPE = /\x1b(?:\[([0-?]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])/y;
 // deno-lint-ignore no-control-regex
 const INCOMPLETE = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?$/;
+const MAX_CARRY = 4096;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x08\x0b-\x0c\x0e-\x1a\x1c-\x1f\x7f]/g;
 
@@ -142,7 +143,9 @@ export function createAnsiParser(): AnsiParser {
       let text = carry + chunk;
       carry = "";
       const cut = INCOMPLETE.exec(text);
-      if (cut !== null && cut[0] !== "") {
+      // A cut sequence is carried to the next chunk, unless it is too long to be one (an OSC
+      // that never ends must not swallow the rest of the log).
+      if (cut !== null && cut[0] !== "" && cut[0].length <= MAX_CARRY) {
         carry = cut[0];
         text = text.slice(0, cut.index);
       }
@@ -226,7 +229,13 @@ export function applyOps(
         lines[lines.length - 1] = [];
       }
       state.pendingReturn = false;
-      lines[lines.length - 1].push(...op[1]);
+      const line = lines[lines.length - 1];
+      for (const segment of op[1]) {
+        const last = line.at(-1);
+        if (last !== undefined && last.s === segment.s) {
+          line[line.length - 1] = { ...last, t: last.t + segment.t };
+        } else line.push(segment);
+      }
     }
   }
 }

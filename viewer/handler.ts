@@ -23,6 +23,12 @@ export interface RunViewerOptions {
    * without it. Set it whenever the viewer is reachable from anywhere but this machine.
    */
   token?: string;
+  /**
+   * Host names (the `Host` header, without the port) the viewer answers. Default: only
+   * `localhost`, `127.0.0.1` and `[::1]` without a `token` (so a web page cannot reach a
+   * local viewer through DNS rebinding), any host with one.
+   */
+  allowedHosts?: string[];
   /** Path prefix the handler is mounted at, e.g. `/runs-viewer` (default: the root). */
   basePath?: string;
   /** Title in the pages' header (default `Runs`). */
@@ -51,6 +57,7 @@ export type RunViewerHandler = (request: Request) => Promise<Response>;
 
 const OptionsSchema = z.strictObject({
   runsRootDir: z.string().optional(),
+  allowedHosts: z.array(z.string().min(1)).optional(),
   token: z.string().min(16, "must be at least 16 characters").optional(),
   basePath: z.string().regex(/^(\/[A-Za-z0-9._~-]+)*\/?$/, "must be a path like '/viewer'")
     .optional(),
@@ -185,6 +192,8 @@ export function createRunViewer(
   }
   const o = parsed.data;
   const token = o.token;
+  const hosts = o.allowedHosts?.map((h) => h.toLowerCase()) ??
+    (token === undefined ? ["localhost", "127.0.0.1", "[::1]"] : undefined);
   const ctx: ViewerContext = {
     storage,
     runsRootDir: o.runsRootDir,
@@ -312,6 +321,16 @@ export function createRunViewer(
   return async function handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const nonce = newNonce();
+    if (hosts !== undefined) {
+      const host = (request.headers.get("host") ?? url.host).toLowerCase()
+        .replace(/:\d+$/, "");
+      if (!hosts.includes(host)) {
+        return new Response("Misdirected request: this viewer does not answer for that host\n", {
+          status: 421,
+          headers: baseHeaders({ "content-type": "text/plain; charset=utf-8" }),
+        });
+      }
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("Read-only: GET and HEAD only\n", {
         status: 405,
