@@ -56,7 +56,10 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
   let browser: Browser;
   let origin: string;
   let live: LiveRun | undefined;
+  let reconnecting: LiveRun | undefined;
   const dialogs: string[] = [];
+  /** Last-Event-ID headers the event streams of `demo/reconnect-1` were opened with. */
+  const resumedFrom: (string | null)[] = [];
 
   before(async () => {
     if (process.env.CI === "true" && browserPath === undefined) {
@@ -68,7 +71,35 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
     await seedFailedRun(storage);
     await seedGitRun(storage, join(root, "git"));
     live = await startLiveRun(storage);
-    const handler = createRunViewer(storage, { pollMs: 200 });
+    reconnecting = await startLiveRun(storage, "reconnect-1");
+    const viewer = createRunViewer(storage, { pollMs: 200 });
+    // The first event stream of demo/reconnect-1 is cut after its first event, as a dropped
+    // connection would be: the browser must reconnect and resume from the offset it saw.
+    let cut = false;
+    const handler = async (request: Request) => {
+      const response = await viewer(request);
+      if (!new URL(request.url).pathname.startsWith("/runs/demo/reconnect-1/logs/stdout/events")) {
+        return response;
+      }
+      resumedFrom.push(request.headers.get("last-event-id"));
+      if (cut) return response;
+      cut = true;
+      const reader = response.body!.getReader();
+      let text = "";
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { value, done } = await reader.read();
+          if (done) return controller.close();
+          controller.enqueue(value);
+          text += new TextDecoder().decode(value);
+          if (/\nid: \d+/.test(`\n${text}`)) {
+            await reader.cancel();
+            controller.close();
+          }
+        },
+      });
+      return new Response(body, { headers: response.headers });
+    };
     server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
     origin = `http://127.0.0.1:${server.addr.port}`;
     const { default: puppeteer } = await import("puppeteer-core");
@@ -83,6 +114,7 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
   after(async () => {
     await browser?.close();
     await live?.finish();
+    await reconnecting?.finish();
     await server?.shutdown();
     if (root) await rm(root, { recursive: true, force: true });
   });
@@ -182,6 +214,38 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
     assert.ok(added.includes("export const answer = 42;"));
     assert.equal(await page.$$eval(".diff b", (els) => els.length), 0);
     await screenshot(page, "run-git-diff");
+    await page.close();
+  });
+
+  it("a dropped event stream reconnects with Last-Event-ID and shows each line once", async () => {
+    const page = await open("/runs/demo/reconnect-1");
+    await page.waitForFunction(() =>
+      document.querySelector("#log-stdout")?.textContent?.includes("live run started")
+    );
+    await reconnecting!.print("first after load\n");
+    await page.waitForFunction(
+      () => document.querySelector("#log-stdout")?.textContent?.includes("first after load"),
+      { timeout: 10_000 },
+    );
+    await reconnecting!.print("second after load\n");
+    await page.waitForFunction(
+      () => document.querySelector("#log-stdout")?.textContent?.includes("second after load"),
+      { timeout: 10_000 },
+    );
+    const lines = await page.$$eval("#log-stdout .line", (els) => els.map((el) => el.textContent));
+    assert.deepEqual(lines, ["live run started", "first after load", "second after load"]);
+    // The first stream had no Last-Event-ID; a later one resumed from the offset it reached.
+    assert.equal(resumedFrom[0], null);
+    const started = "live run started\n".length;
+    const offset = started + "first after load\n".length;
+    assert.ok(resumedFrom.slice(1).includes(String(offset)), JSON.stringify(resumedFrom));
+    const finishing = reconnecting!.finish();
+    reconnecting = undefined;
+    await finishing;
+    await page.waitForFunction(
+      () => document.querySelector("#liveness")?.textContent === "finished",
+      { timeout: 10_000 },
+    );
     await page.close();
   });
 });

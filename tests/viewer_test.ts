@@ -110,6 +110,23 @@ describe("createRunViewer() handler", () => {
     assert.match(body, /<meta http-equiv="refresh" content="5">/);
   });
 
+  it("says 'blocked' for a blocked run and 'stale' for one whose heartbeat stopped", async () => {
+    const own = createMemoryStorage();
+    await runStep(baseRequest({ taskId: "demo", runId: "blocked-1" }), {
+      execute: () => ({ ok: false, outcome: "blocked", blocked: true, summary: "needs a human" }),
+    }, { storage: own });
+    const run = await startLiveRun(own, "quiet-1");
+    try {
+      await new Promise((r) => setTimeout(r, 20));
+      // A heartbeat older than staleAfterMs: the viewer calls the run stale.
+      const body = await (await get(createRunViewer(own, { staleAfterMs: 1 }), "/")).text();
+      assert.match(body, /data-run="demo\/blocked-1">[\s\S]*?badge-blocked[^>]*>blocked</);
+      assert.match(body, /data-run="demo\/quiet-1">[\s\S]*?badge-stale[^>]*>stale</);
+    } finally {
+      await run.finish();
+    }
+  });
+
   it("filters the list by task and status, and pages it with a cursor", async () => {
     const handler = createRunViewer(storage, { pageSize: 1 });
     const failed = await (await get(handler, "/?task=demo&status=failed")).text();
