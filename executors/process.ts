@@ -1,6 +1,7 @@
 // An executor that runs the step's command as a child process in its own process group (POSIX).
 
 import { z } from "zod";
+import { handOver } from "../core/bytes.ts";
 import { RunnerError, ValidationError } from "../core/errors.ts";
 import type {
   RunAbortReason,
@@ -58,16 +59,23 @@ const NO_COMMAND = "must be set, as 'request.command' or the process executor's 
 /** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
 const WATCHDOG_MAX_GRACE_MS = 2000;
 /**
- * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <command argv...>`. A watcher, detached from
- * the command by a double fork (so the command never has a child it did not start), waits on
- * fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the runner
- * died, so it stops the group: SIGTERM, then SIGKILL as soon as the command is gone (or after the
- * grace, 50 ms polls). It ignores SIGTERM so a stop of the group cannot kill it first. The command
- * itself is exec'ed (same pid, exit status and signal) with fd 3 closed.
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <fd3|stdin> <command argv...>`. A watcher,
+ * detached from the command by a double fork (so the command never has a child it did not
+ * start), waits on its lifeline, a pipe whose only writer is the runner: fd 3 under
+ * node:child_process (which destroys a child's stdin when it exits), the shell's stdin moved to
+ * fd 3 under Deno.Command (which has no extra descriptors). A line means the runner saw the
+ * command end (leave quietly); end-of-file means the runner died, so it stops the group: SIGTERM,
+ * then SIGKILL as soon as the command is gone (or after the grace, 50 ms polls). It ignores
+ * SIGTERM so a stop of the group cannot kill it first. The command itself is exec'ed (same pid,
+ * exit status and signal) with stdin from /dev/null and fd 3 closed.
  */
 const WATCHDOG_SCRIPT = [
-  'polls="$1"; shift; cmd=$$',
-  '( ( trap "" TERM INT HUP',
+  'polls="$1"; from="$2"; shift 2; cmd=$$',
+  // A lifeline on stdin moves to fd 3 first: an asynchronous list's stdin is /dev/null.
+  'if [ "$from" = stdin ]; then exec 3<&0 </dev/null; fi',
+  // The watcher holds none of the command's output pipes: they end when the command's group
+  // is done with them, not when the watcher leaves.
+  '( ( exec >/dev/null 2>&1; trap "" TERM INT HUP',
   "    if read -r _ <&3; then exit 0; fi",
   "    kill -TERM 0 2>/dev/null",
   "    n=0",
@@ -127,8 +135,9 @@ const ProcessExecutorOptionsSchema = z.strictObject({
  * whole group gets SIGTERM, then SIGKILL after `killGraceMs`. When the command exits and left
  * processes behind in its group, they are stopped the same way, so nothing outlives the step
  * (a process that must outlive it has to leave the group, e.g. with `setsid`). The executor
- * resolves once the command exited and its output was read. POSIX only; `node:child_process` is
- * imported on first use, so importing this module loads no runtime module (Deno 2, Node 20+).
+ * resolves once the command exited and its output was read. POSIX only. On Deno the command is
+ * started with `Deno.Command`, elsewhere with `node:child_process`; `node:` modules are imported
+ * on first use, so importing this module loads no runtime module (Deno 2, Node 20+).
  *
  * @param options Command, working directory, environment, exit code mapping and kill grace.
  * @returns A plain executor object; `secrets` lists the secret environment values.
@@ -195,8 +204,8 @@ interface Settings {
   killGraceMs: number;
 }
 
-// The few parts of node:child_process / node:process used here, typed structurally so this
-// module needs no @types/node and type-checks the same on Deno and Node.
+// The few parts of node:child_process / node:process / Deno.Command used here, typed
+// structurally so this module needs no @types/node and type-checks the same on Deno and Node.
 interface ChildStream {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array | string>;
   destroy(): void;
@@ -206,7 +215,7 @@ interface Lifeline {
   end(data: string): void;
   on(event: "error", listener: (error: Error) => void): unknown;
 }
-interface Child {
+interface NodeChild {
   readonly pid?: number;
   readonly stdio: readonly unknown[];
   readonly stdout: ChildStream | null;
@@ -222,11 +231,39 @@ interface ChildProcessModule {
     env?: Record<string, string | undefined>;
     stdio: ["ignore", "pipe", "pipe", "pipe"];
     detached: boolean;
-  }): Child;
+  }): NodeChild;
 }
 interface ProcessModule {
   env: Record<string, string | undefined>;
   kill(pid: number, signal?: string | number): boolean;
+}
+interface DenoChild {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<{ code: number; signal: string | null }>;
+}
+interface DenoCommandApi {
+  Command: new (file: string, options: {
+    args: string[];
+    cwd: string;
+    env?: Record<string, string>;
+    stdin: "piped";
+    stdout: "piped";
+    stderr: "piped";
+    detached: boolean;
+  }) => { spawn(): DenoChild };
+}
+
+/** A started command, whichever runtime API started it. */
+interface Spawned {
+  pid: number;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  stdout: ChildStream | null;
+  stderr: ChildStream | null;
+  /** Tells the watcher the command ended (it leaves quietly). */
+  release(): void;
 }
 
 interface Pump {
@@ -248,8 +285,8 @@ async function runProcess(
   }
   const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
   // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
-  // after starting a watcher on fd 3, our end of a socket pair: when this process dies, even by
-  // SIGKILL, the kernel closes our end and the watcher stops the whole group.
+  // after starting a watcher on its stdin, a pipe whose only writer is this process: when this
+  // process dies, even by SIGKILL, the kernel closes it and the watcher stops the whole group.
   const argv = [
     "/bin/sh",
     "-c",
@@ -258,14 +295,14 @@ async function runProcess(
     watchdogGracePolls(settings),
     ...commandArgv,
   ];
+  const withLifeline = (from: "fd3" | "stdin") => [...argv.slice(0, 5), from, ...argv.slice(5)];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
   const signal = context?.signal;
   if (signal?.aborted) return notStarted(signal);
 
-  const [{ spawn }, processModule] = await Promise.all([
-    import("node:child_process") as Promise<unknown> as Promise<ChildProcessModule>,
-    import("node:process") as Promise<unknown> as Promise<{ default: ProcessModule }>,
-  ]);
+  const processModule = await (import("node:process") as Promise<unknown> as Promise<
+    { default: ProcessModule }
+  >);
   const proc = processModule.default;
   if (signal?.aborted) return notStarted(signal);
   // The watchdog shell would report a missing program as its own exit 127; spawning the program
@@ -279,40 +316,15 @@ async function runProcess(
     );
   }
 
-  let child: Child;
-  try {
-    child = spawn(argv[0], argv.slice(1), {
-      cwd,
-      env: settings.env === undefined ? undefined : { ...proc.env, ...settings.env },
-      stdio: ["ignore", "pipe", "pipe", "pipe"],
-      detached: true,
-    });
-  } catch (error) {
-    return await spawnFailed(error, commandArgv[0], cwd);
-  }
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
-  });
-  // Errors after spawn (e.g. a failed kill) must not crash the host as unhandled 'error's.
-  child.on("error", () => {});
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
-  } catch (error) {
-    return await spawnFailed(error, commandArgv[0], cwd);
-  }
-  const pid = child.pid as number;
+  const started = await spawnCommand(withLifeline, cwd, settings.env, proc);
+  if ("error" in started) return await spawnFailed(started.error, commandArgv[0], cwd);
+  const spawned = started;
+  const pid = spawned.pid;
   context?.reportProcess?.({ pid, pgid: pid });
-  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
-  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
-  lifeline?.on("error", () => {});
+  const exited = spawned.exited;
   // Once the command has exited the watcher is told to leave quietly: from then on this process
   // stops what is left of the group itself.
-  void exited.then(() => {
-    if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
-  });
+  void exited.then(() => spawned.release());
 
   const signalGroup = (name: string | 0): boolean => {
     try {
@@ -333,6 +345,8 @@ async function runProcess(
   /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
   const groupOutlives = async (withinMs: number): Promise<boolean> => {
     const deadline = Date.now() + withinMs;
+    // One look at /proc normally settles it: the watcher (leaving by itself) and zombies waiting
+    // for init do not count. Waiting for them to go took tens of ms under load.
     while (await groupAlive()) {
       if (Date.now() >= deadline) return true;
       await delay(10);
@@ -364,8 +378,8 @@ async function runProcess(
 
   let sinkError: { error: unknown } | undefined;
   const pumps = [
-    pump(child.stdout, (bytes) => context?.stdout(bytes), aborted),
-    pump(child.stderr, (bytes) => context?.stderr(bytes), aborted),
+    pump(spawned.stdout, (bytes) => context?.stdout(bytes), aborted),
+    pump(spawned.stderr, (bytes) => context?.stderr(bytes), aborted),
   ];
   for (const p of pumps) {
     p.finished = p.finished.catch((error) => {
@@ -403,6 +417,111 @@ async function runProcess(
   }
 }
 
+/**
+ * Starts `argv` in its own process group (a new session) with pipes on stdin (the watcher's
+ * lifeline), stdout and stderr: Deno.Command on Deno (cheaper there), node:child_process
+ * elsewhere.
+ */
+async function spawnCommand(
+  argvFor: (lifeline: "fd3" | "stdin") => readonly string[],
+  cwd: string,
+  env: Record<string, string> | undefined,
+  proc: ProcessModule,
+): Promise<Spawned | { error: unknown }> {
+  const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
+  if (typeof deno?.Command === "function") {
+    const argv = argvFor("stdin");
+    let child: DenoChild;
+    try {
+      child = new deno.Command(argv[0], {
+        args: argv.slice(1),
+        cwd,
+        ...(env === undefined ? {} : { env }),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        detached: true,
+      }).spawn();
+    } catch (error) {
+      return { error };
+    }
+    const lifeline = child.stdin.getWriter();
+    let released = false;
+    return {
+      pid: child.pid,
+      exited: child.status.then((status) => ({
+        code: status.signal === null ? status.code : null,
+        signal: status.signal,
+      })),
+      stdout: webStream(child.stdout),
+      stderr: webStream(child.stderr),
+      release() {
+        if (released) return;
+        released = true;
+        // The group may be gone already: a broken pipe here is not the run's concern.
+        lifeline.write(new TextEncoder().encode("done\n"))
+          .then(() => lifeline.close())
+          .catch(() => {});
+      },
+    };
+  }
+  const { spawn } = await import("node:child_process") as unknown as ChildProcessModule;
+  const argv = argvFor("fd3");
+  let child: NodeChild;
+  try {
+    child = spawn(argv[0], argv.slice(1), {
+      cwd,
+      env: env === undefined ? undefined : { ...proc.env, ...env },
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      detached: true,
+    });
+  } catch (error) {
+    return { error };
+  }
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
+  });
+  // Errors after spawn (e.g. a failed kill) must not crash the host as unhandled 'error's.
+  child.on("error", () => {});
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
+  } catch (error) {
+    return { error };
+  }
+  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
+  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
+  lifeline?.on("error", () => {});
+  return {
+    pid: child.pid as number,
+    exited,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    release() {
+      if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
+    },
+  };
+}
+
+/** A web stream read as a ChildStream; destroy() cancels the read in progress. */
+function webStream(stream: ReadableStream<Uint8Array>): ChildStream {
+  const reader = stream.getReader();
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    },
+    destroy() {
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
 function watchdogGracePolls(settings: Settings): string {
   return String(Math.ceil(Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 50));
 }
@@ -424,9 +543,12 @@ function pump(
   state.finished = (async () => {
     for await (const chunk of stream) {
       state.lastActivity = Date.now();
-      const bytes = typeof chunk === "string"
-        ? encoder.encode(chunk)
-        : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      // Each read is a fresh buffer nobody else writes to: handed over, the run keeps it as is.
+      const bytes = handOver(
+        typeof chunk === "string"
+          ? encoder.encode(chunk)
+          : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
       const result = sink(bytes);
       if (result !== undefined && typeof (result as Promise<void>).then === "function") {
         // Backpressure: stop reading the pipe until the run has room (or the run was aborted,
@@ -624,38 +746,50 @@ async function programExists(
   return false;
 }
 
+/** How the watcher's command line starts (the subshells of the watchdog shell keep its argv). */
+const WATCHER_CMDLINE = ["/bin/sh", "-c", WATCHDOG_SCRIPT, "baa-watchdog", ""].join("\0");
+
 /**
- * Number of processes of group `pgid` that are not zombies, from Linux's /proc; `undefined`
- * when that cannot be told (no /proc, no permission, or the group's members are not visible).
+ * Number of processes of group `pgid` that are neither zombies nor the watchdog's watcher (which
+ * leaves by itself once told the command ended), from Linux's /proc; `undefined` when that
+ * cannot be told (no /proc, no permission, or the group's members are not visible).
  */
 async function liveGroupMembers(pgid: number): Promise<number | undefined> {
+  // Synchronous reads: ~100 tiny files cost a few ms this way, and ten times more through the
+  // thread pool on a busy machine; this runs once per command, not per chunk.
   let fs: {
-    readdir(path: string): Promise<string[]>;
-    readFile(path: string, encoding: "latin1"): Promise<string>;
+    readdirSync(path: string): string[];
+    readFileSync(path: string, encoding: "latin1"): string;
   };
   let names: string[];
   try {
-    fs = await import("node:fs/promises") as unknown as typeof fs;
-    names = await fs.readdir("/proc");
+    fs = await import("node:fs") as unknown as typeof fs;
+    names = fs.readdirSync("/proc");
   } catch {
     return undefined;
   }
   let live = 0;
   let found = false;
-  await Promise.all(names.map(async (name) => {
-    if (!/^\d+$/.test(name)) return;
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
     let stat: string;
     try {
-      stat = await fs.readFile(`/proc/${name}/stat`, "latin1");
+      stat = fs.readFileSync(`/proc/${name}/stat`, "latin1");
     } catch {
-      return; // exited meanwhile
+      continue; // exited meanwhile
     }
     // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
-    if (Number(fields[2]) !== pgid) return;
+    if (Number(fields[2]) !== pgid) continue;
     found = true;
-    if (fields[0] !== "Z" && fields[0] !== "X") live++;
-  }));
+    if (fields[0] === "Z" || fields[0] === "X") continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, "latin1").startsWith(WATCHER_CMDLINE)) continue;
+    } catch {
+      continue; // exited meanwhile
+    }
+    live++;
+  }
   return found ? live : undefined;
 }
 
