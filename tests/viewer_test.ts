@@ -185,7 +185,7 @@ describe("createRunViewer() handler", () => {
     assert.match(git, /<span class="path">docs\/&lt;b&gt;new&lt;\/b&gt;.md<\/span>/);
     assert.match(git, /<div class="del">export const answer = 41;<\/div>/);
     assert.match(git, /<div class="add">export const answer = 42;<\/div>/);
-    assert.match(git, /runs restore gitdemo git-1 --seq \d+ --worktree/);
+    assert.match(git, /runs restore gitdemo\/git-1 --seq \d+ --worktree DIR/);
     const patch = /href="(\/runs\/gitdemo\/git-1\/checkpoints\/\d+\.patch)"/.exec(git)?.[1];
     const download = await get(handler, patch!);
     assert.equal(download.status, 200);

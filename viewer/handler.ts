@@ -44,8 +44,8 @@ export interface RunViewerOptions {
   /** Heartbeat age past which a run is stale, ms (default 15,000). */
   staleAfterMs?: number;
   /**
-   * The command shown to restore a git checkpoint. Default:
-   * `runs restore <taskId> <runId> --seq <seq> --worktree <path>`.
+   * The command shown to restore a git checkpoint. Default (the `runs` CLI's syntax):
+   * `runs restore <taskId>/<runId> --seq <seq> --worktree DIR`.
    */
   restoreCommand?: (input: RestoreCommandInput) => string;
   /** Told about a failure a page could only name by its code (default `console.error`). */
@@ -79,10 +79,11 @@ const COOKIE = "runs_viewer_token";
 const CHANNELS = new Set(["stdout", "stderr"]);
 
 function defaultRestoreCommand(input: RestoreCommandInput): string {
+  // The `runs` CLI's syntax; a CLI serving the viewer can add its `--storage` through the option.
   const root = input.runsRootDir && input.runsRootDir !== "runs"
     ? ` --runs-root ${input.runsRootDir}`
     : "";
-  return `runs restore ${input.taskId} ${input.runId} --seq ${input.seq} --worktree <path>${root}`;
+  return `runs restore ${input.taskId}/${input.runId} --seq ${input.seq} --worktree DIR${root}`;
 }
 
 /** Headers every response gets. */
