@@ -102,9 +102,18 @@ export const RUN_PAGE_SCRIPT: string = `"use strict";
       else if (following === 0) setBadge(word);
       if (following === 0 && ticker !== undefined) clearInterval(ticker);
       var note = doc.getElementById("status-note");
-      if (note && following === 0) note.textContent = word === "stale"
-        ? "The run stopped heartbeating before it finished."
-        : "The run ended; reload for its final records.";
+      if (note && following === 0) {
+        note.textContent = word === "stale"
+          ? "The run stopped heartbeating before it finished. "
+          : "The run ended. ";
+        var reload = doc.createElement("a");
+        reload.href = location.pathname;
+        reload.textContent = "Reload for its final records";
+        note.appendChild(reload);
+        var soFar = doc.getElementById("so-far");
+        if (soFar) soFar.textContent = "";
+        if (age && word !== "stale") age.textContent = "none (the run ended)";
+      }
     }
     source.addEventListener("end", function (event) {
       var info = JSON.parse(event.data);

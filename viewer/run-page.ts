@@ -235,7 +235,7 @@ export async function runPage(
       `
       : ""
   }
-    <dt>Duration</dt><dd>${duration}${live ? " so far" : ""}</dd>
+    <dt>Duration</dt><dd>${duration}${live ? markup`<span id="so-far"> so far</span>` : ""}</dd>
     ${
     heartbeatMs !== undefined && !state?.finishedAt
       ? markup`
