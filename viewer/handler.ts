@@ -279,7 +279,7 @@ export function createRunViewer(
       return new Response(patch as Uint8Array<ArrayBuffer>, {
         headers: baseHeaders({
           "content-type": "text/plain; charset=utf-8",
-          "content-disposition": `attachment; filename="${runId}-checkpoint-${seq}.patch"`,
+          "content-disposition": attachmentName(`${runId}-checkpoint-${seq}.patch`),
           "content-security-policy": "sandbox; default-src 'none'",
         }),
       });
