@@ -10,6 +10,9 @@ import { ValidationError } from "../core/errors.ts";
 import { createRunViewer } from "../viewer/mod.ts";
 import { type AnsiLine, applyOps, createAnsiParser } from "../viewer/ansi.ts";
 import { parseGitPatch } from "../viewer/diff.ts";
+import { createS3Storage } from "../storage/s3.ts";
+import { requireRgw } from "./s3/rgw_env.ts";
+import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
 import { baseRequest } from "./helpers.ts";
 import { withTempDir } from "./git_helpers.ts";
 import {
@@ -334,6 +337,33 @@ describe("createRunViewer() handler", () => {
       new Request("http://runs.example/", { headers: { authorization: `Bearer ${token}` } }),
     );
     assert.equal(response.status, 200);
+  });
+});
+
+describe("createRunViewer() on S3 (Ceph RGW)", () => {
+  it("lists a live run, tails it, and streams it from its segments to the end", async (t) => {
+    const env = requireRgw(t);
+    if (env === undefined) return;
+    const bucket = uniqueBucketName("viewer");
+    await createBucket(env, bucket);
+    try {
+      const storage = createS3Storage({ ...env, bucket });
+      const run = await startLiveRun(storage, "s3-live");
+      const handler = createRunViewer(storage, { pollMs: 100 });
+      const list = await (await get(handler, "/")).text();
+      assert.match(list, /data-run="demo\/s3-live">[\s\S]*?badge-live[^>]*>live</);
+      const response = await get(handler, "/runs/demo/s3-live/logs/stdout/events?from=0");
+      const printed = run.print("on s3\n").then(() => new Promise((r) => setTimeout(r, 1500)))
+        .then(() => run.finish());
+      const events = await readEvents(response, (e) => e.some((x) => x.event === "end"), 30_000);
+      await printed;
+      assert.equal(textOf(events), "live run started\non s3\n");
+      assert.equal(events.filter((e) => e.event === "message").at(-1)!.id, "23");
+      const page = await (await get(handler, "/runs/demo/s3-live")).text();
+      assert.match(page, /<span>on s3<\/span>/);
+    } finally {
+      await deleteBucketRecursive(env, bucket);
+    }
   });
 });
 
