@@ -2,11 +2,10 @@
 // git diff, artifacts. And the paged view of one log.
 
 import { readRun, readRunLogBytes, runLiveness, type RunRef } from "../core/read.ts";
-import { RunnerError } from "../core/errors.ts";
 import type { CheckpointRecord } from "../core/checkpoints.ts";
 import type { StreamLogChannel } from "../core/types.ts";
-import { type GitCheckpointData, loadGitCheckpoint } from "../git/checkpoints.ts";
-import { parseGitPatch } from "./diff.ts";
+import type { GitCheckpointData } from "../git/checkpoints.ts";
+import { gitDiffSection } from "./diff-section.ts";
 import { type Html, markup } from "./html.ts";
 import { links, type ViewerContext } from "./context.ts";
 import { linesMarkup, renderLogLines } from "./logs.ts";
@@ -14,8 +13,6 @@ import { RUN_PAGE_SCRIPT } from "./client.ts";
 import { badge, badgeWord, formatDuration, page, time } from "./shell.ts";
 
 const CHANNELS: readonly StreamLogChannel[] = ["stdout", "stderr"];
-/** Patch bytes parsed for the diff view at most; the rest is in the download. */
-const MAX_PATCH_VIEW_BYTES = 2 * 1024 * 1024;
 
 function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -98,71 +95,6 @@ function combinedPane(checkpoints: readonly CheckpointRecord[], live: boolean): 
   }</pre>
     </div>
   `;
-}
-
-async function gitDiffSection(
-  ctx: ViewerContext,
-  ref: RunRef,
-  record: CheckpointRecord,
-): Promise<Html> {
-  const data = record.data as unknown as GitCheckpointData;
-  let patchText: string | undefined;
-  let problem: string | undefined;
-  try {
-    const { patch } = await loadGitCheckpoint(ctx.storage, ref, record.seq);
-    patchText = new TextDecoder().decode(patch.subarray(0, MAX_PATCH_VIEW_BYTES));
-  } catch (error) {
-    if (!(error instanceof RunnerError)) throw error;
-    problem = error.message;
-  }
-  const parsed = patchText === undefined ? undefined : parseGitPatch(patchText);
-  const restore = ctx.restoreCommand({
-    taskId: ref.taskId,
-    runId: ref.runId,
-    seq: record.seq,
-    runsRootDir: ctx.runsRootDir,
-  });
-  return markup`<div class="git-diff" id="diff-${record.seq}">
-<h3>Diff of checkpoint ${record.seq} (${data.trigger ?? "capture"}, against <code>${
-    String(data.baseCommit ?? "").slice(0, 12)
-  }</code>)</h3>
-<p>${data.stats?.files ?? 0} files changed, <span class="added">${
-    data.stats?.insertions ?? 0
-  } added</span>, <span class="removed">${data.stats?.deletions ?? 0} removed</span>${
-    data.truncated ? " — the patch was over its size limit and not kept" : ""
-  }.</p>
-<p>Restore it into a clean worktree at the base commit: <code class="restore">${restore}</code>${
-    data.patch && !data.patch.deletedAt
-      ? markup`
-        · <a href="${links.patch(ctx, ref.taskId, ref.runId, record.seq)}">download the patch</a>
-      `
-      : ""
-  }</p>
-${problem ? markup`<p class="muted">${problem}</p>` : ""}
-${
-    parsed?.files.map((file) =>
-      markup`
-        <div class="diff">
-          <div
-            class="file"><span class="path">${
-        file.newPath === "/dev/null" ? file.oldPath : file.newPath
-      }</span> <span class="muted">${file.status}</span> <span class="added">+${file.added}</span> <span class="removed">−${file.removed}</span></div>
-          <pre>${
-        file.lines.map((line) => markup`<div class="${line.kind}">${line.text}</div>`)
-      }</pre>
-        </div>
-      `
-    )
-  }
-${
-    parsed?.truncated || (patchText !== undefined && patchText.length >= MAX_PATCH_VIEW_BYTES)
-      ? markup`
-        <p
-          class="muted">The diff is long: only its beginning is shown; download the patch for all of it.</p>
-      `
-      : ""
-  }
-</div>`;
 }
 
 /**
