@@ -38,8 +38,9 @@ fi
 
 say "Chromium for the web viewer's browser tests"
 set +e
+# pipefail: the substitution's status is chromium.sh's (PIPESTATUS does not reach out of $()).
 chromium_path="$(bash scripts/chromium.sh | tail -n 1)"
-status=${PIPESTATUS[0]}
+status=$?
 set -e
 if [[ $status -eq 0 && -x "$chromium_path" ]]; then
   export CHROMIUM_PATH="$chromium_path"
