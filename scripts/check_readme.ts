@@ -9,9 +9,12 @@ const blocks = [...readme.matchAll(/```ts( ignore)?\n([\s\S]*?)```/g)].filter((m
 const dir = new URL(".cache/readme/", root);
 await Deno.mkdir(dir, { recursive: true });
 const modPath = new URL("mod.ts", root).pathname;
+const viewerPath = new URL("viewer/mod.ts", root).pathname;
 const files: string[] = [];
 for (const [index, block] of blocks.entries()) {
-  const source = block.replaceAll(/"(jsr:)?@baa-conductor\/runner"/g, JSON.stringify(modPath));
+  const source = block
+    .replaceAll(/"(jsr:)?@baa-conductor\/runner\/viewer"/g, JSON.stringify(viewerPath))
+    .replaceAll(/"(jsr:)?@baa-conductor\/runner"/g, JSON.stringify(modPath));
   const file = new URL(`block_${index + 1}.ts`, dir).pathname;
   await Deno.writeTextFile(file, `// README.md block ${index + 1}\nexport {};\n${source}`);
   files.push(file);

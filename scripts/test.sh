@@ -36,13 +36,29 @@ else
   fi
 fi
 
+say "Chromium for the web viewer's browser tests"
+set +e
+# pipefail: the substitution's status is chromium.sh's (PIPESTATUS does not reach out of $()).
+chromium_path="$(bash scripts/chromium.sh | tail -n 1)"
+status=$?
+set -e
+if [[ $status -eq 0 && -x "$chromium_path" ]]; then
+  export CHROMIUM_PATH="$chromium_path"
+  echo "Browser tests run with $CHROMIUM_PATH"
+elif [[ "${CI:-}" == "true" ]]; then
+  echo "FATAL: Chromium could not be had (chromium.sh exit $status) and CI=true forbids skipping." >&2
+  exit 1
+else
+  echo "WARNING: Chromium could not be had (chromium.sh exit $status); the browser tests are SKIPPED." >&2
+fi
+
 mapfile -t test_files < <(ls tests/*_test.ts)
 
 say "Deno: deno test"
 "${DENO[@]}" test --allow-all "${test_files[@]}"
 
 say "Deno: the documentation's examples (deno test --doc)"
-"${DENO[@]}" test --doc --allow-all mod.ts core/ storage/ executors/
+"${DENO[@]}" test --doc --allow-all mod.ts core/ storage/ executors/ viewer/
 
 say "Node $(node --version): node --test through tsx"
 node --import tsx --test "${test_files[@]}"

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 const mod = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
 describe("mod.ts", () => {
-  it("loads no node:* module when imported", () => {
+  it("loads no node:* module and not the viewer when imported", () => {
     // deno-lint-ignore no-explicit-any
     const deno = (globalThis as any).Deno;
     if (deno) {
@@ -25,6 +25,10 @@ describe("mod.ts", () => {
         }
       }
       assert.deepEqual(staticNode, []);
+      // Nor the web viewer (exported as ./viewer, loaded only by those who import it).
+      const viewer = (info.modules ?? []).map((m: { specifier: string }) => m.specifier)
+        .filter((specifier: string) => specifier.includes("/viewer/"));
+      assert.deepEqual(viewer, []);
     } else {
       // Node: a resolve hook records every node: specifier imported by a file of this project
       // (not by tsx or node_modules) while mod.ts is imported.
@@ -33,6 +37,7 @@ describe("mod.ts", () => {
             !context.parentURL.includes("/node_modules/")) {
           console.log("NODE-IMPORT " + context.parentURL + " -> " + specifier);
         }
+        if (specifier.includes("/viewer/")) console.log("NODE-IMPORT " + specifier);
         return next(specifier, context);
       }`;
       const script = `

@@ -174,12 +174,13 @@ describe("the npm package", () => {
     assert.equal(compiled.status, 0, `tsc failed:\n${compiled.stdout}${compiled.stderr}`);
   });
 
-  it("records a memory run under plain node", () => {
+  it("records a memory run under plain node, and its ./viewer shows it", () => {
     const report = consume(["memory"]);
     assert.equal(report.outcome, "completed");
     assert.equal(report.status, "completed");
     assert.equal(report.stdout, "hello from memory\n");
     assert.match(String(report.stdoutLogPath), /^memory:\/\/runs\/npm-consumer\/run-/);
+    assert.deepEqual(report.viewer, { status: 200, showsOutput: true });
   });
 
   it("records a process run on the filesystem default under plain node", async () => {
