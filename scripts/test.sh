@@ -20,8 +20,9 @@ if [[ "${SKIP_S3:-}" == "1" && "${CI:-}" != "true" ]]; then
 else
   say "Starting Ceph RADOS Gateway for the S3 tier"
   set +e
+  # pipefail: the substitution's status is rgw.sh's (PIPESTATUS does not reach out of $()).
   env_file="$(bash scripts/rgw.sh start | tail -n 1)"
-  status=${PIPESTATUS[0]}
+  status=$?
   set -e
   if [[ $status -eq 0 && -f "$env_file" ]]; then
     trap stop_rgw EXIT
@@ -58,7 +59,7 @@ say "Deno: deno test"
 "${DENO[@]}" test --allow-all "${test_files[@]}"
 
 say "Deno: the documentation's examples (deno test --doc)"
-"${DENO[@]}" test --doc --allow-all mod.ts core/ storage/ executors/ viewer/
+"${DENO[@]}" test --doc --allow-all mod.ts core/ storage/ executors/ git/ viewer/
 
 say "Node $(node --version): node --test through tsx"
 node --import tsx --test "${test_files[@]}"
