@@ -25,6 +25,7 @@ import process from "node:process";
 import { main } from "./cli/main.ts";
 
 export { main };
+export type { Output } from "./cli/output.ts";
 
 /** Whether this file is the program being run (Deno, or Node through a bin link or tsx). */
 async function isEntryPoint(): Promise<boolean> {
