@@ -153,12 +153,16 @@ async function printStored(
   return offset;
 }
 
-function seqOf(line: string): number | undefined {
+function parseEntry(line: string): { seq?: number; type?: string } | undefined {
   try {
-    return (JSON.parse(line) as { seq?: number }).seq;
+    return JSON.parse(line) as { seq?: number; type?: string };
   } catch {
-    return undefined;
+    return undefined; // a torn last line from a killed writer
   }
+}
+
+function seqOf(line: string): number | undefined {
+  return parseEntry(line)?.seq;
 }
 
 /**
@@ -176,15 +180,19 @@ async function printView(
     ends[channels[0]] = await printStored(context, ref, channels[0], starts[channels[0]], false);
     return ends;
   }
-  const storage = context.storage();
-  const events = await readRun(storage, ref).then((run) => run.events);
-  const started = events.find((e) => e.type === "worker_started")?.seq ?? 0;
-  const early = (lines: string[]) => lines.filter((l) => (seqOf(l) ?? Infinity) <= started);
-  const late = (lines: string[]) => lines.filter((l) => (seqOf(l) ?? 0) > started);
-  ends.worker = await printStored(context, ref, "worker", starts.worker, true, early);
+  // worker.log is small (lifecycle events only): read once, its whole lines split around the
+  // worker's start, so what follows starts exactly where this read ended.
+  const bytes = await readRunLogBytes(context.storage(), ref, "worker", { offset: starts.worker });
+  const whole = context.values.follow ? bytes.lastIndexOf(0x0a) + 1 : bytes.byteLength;
+  const lines = new TextDecoder().decode(bytes.subarray(0, whole)).split("\n")
+    .filter((line) => line !== "");
+  const started = lines.map(parseEntry).find((e) => e?.type === "worker_started")?.seq ?? 0;
+  const events = lineWriter(context, "worker", true);
+  await events(lines.filter((l) => (seqOf(l) ?? Infinity) <= started));
   ends.stdout = await printStored(context, ref, "stdout", starts.stdout, true);
   ends.stderr = await printStored(context, ref, "stderr", starts.stderr, true);
-  await printStored(context, ref, "worker", starts.worker, true, late);
+  await events(lines.filter((l) => (seqOf(l) ?? 0) > started));
+  ends.worker = starts.worker + whole;
   return ends;
 }
 

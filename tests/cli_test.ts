@@ -307,15 +307,35 @@ for (const kind of KINDS) {
           ["logs", "task-1/run-1", "-f", "--stream", "stdout", "--poll", "50ms", ...backend.args],
           backend.env,
         );
+        // A second follower of all three logs, as JSON lines.
+        const mixed = startCli(
+          ["logs", "task-1/run-1", "-f", "--json", "--poll", "50ms", ...backend.args],
+          backend.env,
+        );
         let stderr = "";
+        let jsonLines = "";
         cli.stdout!.on("data", (b: Buffer) => (shown += b.toString("utf8")));
         cli.stderr!.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+        mixed.stdout!.on("data", (b: Buffer) => (jsonLines += b.toString("utf8")));
         cliStarted();
         const result = await run;
         assert.equal(result.outcome, "failed");
         assert.equal(await exited(cli), 1, stderr);
         assert.equal(shown, "line 0\nline 1\nline 2\n");
         assert.match(stderr, /^runs: task-1\/run-1 failed \(exit code 1\): it broke\n$/);
+        assert.equal(await exited(mixed), 1);
+        const entries = jsonLines.trimEnd().split("\n").map((l) => JSON.parse(l));
+        assert.deepEqual(
+          entries.filter((e) => e.channel === "stdout").map((e) => e.line),
+          ["line 0", "line 1", "line 2"],
+        );
+        const events = entries.filter((e) => e.channel === "worker");
+        assert.deepEqual(
+          events.map((e) => e.seq),
+          [...events.map((e) => e.seq)].sort((a, b) => a - b),
+        );
+        assert.equal(new Set(events.map((e) => e.seq)).size, events.length, "each event once");
+        assert.equal(entries.at(-1).type, "step_failed");
       });
     });
 
