@@ -100,7 +100,8 @@ async function tailStart(
   lines: number,
   known: number | undefined,
 ): Promise<number> {
-  if (known === undefined || lines === 0 && channel === "worker") return 0;
+  if (known === undefined) return 0;
+  if (lines === 0) return known;
   let window = 64 * 1024;
   for (;;) {
     const start = Math.max(0, known - window);
@@ -116,7 +117,6 @@ async function tailStart(
       if (bytes[i] === 0x0a && ++seen === lines) return start + i + 1;
     }
     if (start === 0) return 0;
-    if (lines === 0) return known;
     window *= 4;
   }
 }
