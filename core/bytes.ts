@@ -46,10 +46,10 @@ export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8
 }
 
 /**
- * Encodes a mixed list of text and byte chunks into one byte array; runs of text are joined and
- * encoded once.
+ * Encodes a mixed list of text and byte chunks into byte arrays, in order, without joining the
+ * byte chunks; runs of text are joined and encoded once.
  */
-export function encodeParts(parts: readonly (string | Uint8Array)[]): Uint8Array {
+export function encodePartList(parts: readonly (string | Uint8Array)[]): Uint8Array[] {
   const out: Uint8Array[] = [];
   let text: string[] = [];
   for (const part of parts) {
@@ -59,9 +59,37 @@ export function encodeParts(parts: readonly (string | Uint8Array)[]): Uint8Array
         out.push(encoder.encode(text.join("")));
         text = [];
       }
-      out.push(part);
+      if (part.byteLength > 0) out.push(part);
     }
   }
   if (text.length > 0) out.push(encoder.encode(text.join("")));
+  return out;
+}
+
+/**
+ * Encodes a mixed list of text and byte chunks into one byte array; runs of text are joined and
+ * encoded once.
+ */
+export function encodeParts(parts: readonly (string | Uint8Array)[]): Uint8Array {
+  const out = encodePartList(parts);
   return out.length === 0 ? new Uint8Array(0) : concatBytes(out);
+}
+
+const handedOver = new WeakSet<Uint8Array>();
+
+/**
+ * Marks bytes that their producer will never touch again (a fresh read from a pipe), so the
+ * runner may keep them without the copy it makes of a caller's chunk.
+ *
+ * @param bytes Bytes nobody else writes to.
+ * @returns `bytes`.
+ */
+export function handOver(bytes: Uint8Array): Uint8Array {
+  handedOver.add(bytes);
+  return bytes;
+}
+
+/** Whether {@linkcode handOver} marked these bytes. */
+export function isHandedOver(bytes: Uint8Array): boolean {
+  return handedOver.has(bytes);
 }

@@ -69,15 +69,18 @@ export function recordEvent(
   patchState(live.run, statePatch);
 }
 
-export async function persistCheckpoint(
-  live: LiveRun,
-  record: CheckpointRecord | undefined,
-): Promise<void> {
+/**
+ * Starts storing a checkpoint record beside the logs; state.json claims it once it is stored.
+ * Not awaited by the phases (close() waits for it): a failure reaches the run through the
+ * writer's failure.
+ */
+export function persistCheckpoint(live: LiveRun, record: CheckpointRecord | undefined): void {
   if (record === undefined) return;
   const body = JSON.stringify(live.redactor ? live.redactor.redactData(record) : record, null, 2) +
     "\n";
-  await live.writer.writeRecord(record.file.storageKey, body);
-  patchState(live.run, { checkpointSeq: record.seq });
+  live.writer.writeRecord(record.file.storageKey, body, () => {
+    patchState(live.run, { checkpointSeq: Math.max(live.run.state.checkpointSeq, record.seq) });
+  }).catch(() => {});
 }
 
 export async function openRun(
@@ -205,14 +208,16 @@ export async function openRun(
   };
 
   // meta.json first, create-only: it is the fence against a duplicate run. Nothing is written
-  // before it, so a refused duplicate leaves no trace.
+  // before it, so a refused duplicate leaves no trace. Everything after it goes out together:
+  // the preparation checkpoint now, the events and state.json with the first flush (within one
+  // interval, or at close for a run that ends sooner).
   try {
-    await writer.create(JSON.stringify(run.metadata, null, 2) + "\n", run.state);
+    await writer.create(JSON.stringify(run.metadata, null, 2) + "\n");
   } catch (error) {
     await git?.dispose();
     throw error;
   }
-  await persistCheckpoint(live, preparation);
+  persistCheckpoint(live, preparation);
   recordEvent(live, {
     type: "run_prepared",
     level: "info",
@@ -247,7 +252,6 @@ export async function openRun(
     });
   }
   if (git?.resume !== undefined) await resume(live, git.resume);
-  await writer.flush();
   return live;
 }
 

@@ -1,12 +1,16 @@
-// The batched, serialized write path of one run: buffers logs, flushes on an interval, on size
-// and at the end, refreshes state.json at each flush and on a heartbeat that never stops while
-// the writer lives, and composes log segments on storages without native append.
+// The batched write path of one run: buffers logs, flushes on an interval and on size, refreshes
+// state.json on the interval and on a heartbeat that never stops while the writer lives, and
+// composes log segments on storages without native append.
 //
-// Crash consistency: state.json only ever describes stored data (lastEventSeq, byte counts), and
-// the terminal state is written by close() last, once every other record of the run is stored.
+// Round trips: storage calls that do not depend on each other go out together (a flush writes
+// its log segments at once; checkpoints and artifacts are written as soon as they are made, beside
+// the logs), and a run that ends before its first interval writes nothing between meta.json and
+// its close. Crash consistency: state.json only ever describes stored data (lastEventSeq, byte
+// counts, checkpointSeq), output is stored before the lifecycle log that closes it, and the
+// terminal state is written by close() last, once every other record of the run is stored.
 
 import { isPreconditionFailed, RunConflictError } from "./errors.ts";
-import { encodeParts } from "./bytes.ts";
+import { concatBytes, encodePartList } from "./bytes.ts";
 import { logKey, segmentKey } from "./layout.ts";
 import { composeLog, deleteKeys } from "./segments.ts";
 import type { RunStorage } from "../storage/types.ts";
@@ -40,10 +44,22 @@ interface Pending {
   segments: number;
   totalBytes: number;
   lastPushAt: number;
+  /** Whether the log exists at its key (append storages: appended to at least once). */
+  exists: boolean;
+  /**
+   * The bytes of this log's segments, kept while the run's kept bytes stay under
+   * RETAIN_BYTES, so closing writes the log whole from memory instead of reading it back.
+   */
+  retained: Uint8Array[] | undefined;
+  retainedBytes: number;
 }
+
+/** Segment bytes kept in memory, all logs together, to compose small logs without reading. */
+const RETAIN_BYTES = 4 * 1024 * 1024;
 
 // Output before the lifecycle log: a terminal event found in worker.log means the output it
 // closes is stored too (the reaper relies on it to roll a finished run forward).
+const OUTPUT_CHANNELS: readonly WorkerLogChannel[] = ["stdout", "stderr"];
 const CHANNELS: readonly WorkerLogChannel[] = ["stdout", "stderr", "worker"];
 
 /** Internal: the write path of one run. */
@@ -54,17 +70,21 @@ export interface RunWriter {
     chunk: string | Uint8Array,
     byteLength: number,
   ): void | Promise<void>;
-  /** Runs a storage operation in the run's write queue. */
+  /** Runs a storage operation in the run's log queue (after the flushes queued before it). */
   enqueue<T>(operation: () => Promise<T>): Promise<T>;
-  /** Writes a record whole (counted), in the queue. */
-  writeRecord(key: string, data: string | Uint8Array): Promise<void>;
-  /** Flushes buffered logs and refreshes state.json. */
+  /**
+   * Writes a record whole (counted) at once, beside the log queue; `onStored` runs as soon as
+   * it is stored (before any later state write can see the run). close() waits for it.
+   */
+  writeRecord(key: string, data: string | Uint8Array, onStored?: () => void): Promise<void>;
+  /** Stores buffered logs and records written so far, then refreshes state.json. */
   flush(): Promise<void>;
-  /** Starts the interval/heartbeat timer. */
+  /** Starts the interval/heartbeat timer, and the first state.json write when none was made. */
   start(): void;
   /**
-   * Stores everything buffered, composes segments into whole logs (segments deleted), then
-   * writes the terminal state (`final` over the live state): the run's commit point.
+   * Stores everything buffered and every record in flight, writes segmented logs whole at their
+   * keys (segments deleted), then writes the terminal state (`final` over the live state): the
+   * run's commit point.
    */
   close(final: RunStatePatch): Promise<void>;
   /** Stops the timer without writing anything more. */
@@ -75,8 +95,11 @@ export interface RunWriter {
   readonly persisted: PersistedProgress;
   /** The first storage failure, once one happened. */
   readonly failure: Promise<never>;
-  /** Creates meta.json (create-only) and the initial state.json. */
-  create(meta: string, state: RunStateSnapshot): Promise<void>;
+  /**
+   * Creates meta.json (create-only): the run's fence. state.json (create-only too) follows with
+   * start() or the first flush.
+   */
+  create(meta: string): Promise<void>;
 }
 
 /**
@@ -111,6 +134,9 @@ export function createRunWriter(
     segments: 0,
     totalBytes: 0,
     lastPushAt: 0,
+    exists: false,
+    retained: [],
+    retainedBytes: 0,
   });
   const pending: Record<WorkerLogChannel, Pending> = {
     worker: newPending(),
@@ -118,20 +144,28 @@ export function createRunWriter(
     stderr: newPending(),
   };
   const persisted: PersistedProgress = { seq: 0, stdoutBytes: 0, stderrBytes: 0 };
+  let retainedTotal = 0;
   let pendingBytes = 0;
   let drainWaiters: (() => void)[] = [];
   let writes = 0;
   let queue: Promise<unknown> = Promise.resolve();
+  // Records (checkpoints, artifacts) in flight: they go out at once, beside the log queue.
+  const records = new Set<Promise<void>>();
   // State writes are chained on their own, so a heartbeat can go out while the queue is busy
   // with a long flush or with composing logs.
   let stateChain: Promise<unknown> = Promise.resolve();
+  let stateCreated = false;
+  let initialStateQueued = false;
   let stateEtag: string | undefined;
   let lastStateWrite = 0;
+  // What the last state write claimed; the interval refreshes state.json when it moved.
+  let stateClaim = "";
   let timer: ReturnType<typeof setInterval> | undefined;
+  let closing = false;
   let committed = false;
   // A flush that is queued but has not started yet: later calls share it, since it will still
   // take everything buffered when it starts.
-  let queuedFlush: Promise<void> | undefined;
+  let queuedFlush: { promise: Promise<void>; state: boolean } | undefined;
   let inFlight = 0;
   let failed: unknown;
   let rejectFailure!: (error: unknown) => void;
@@ -174,21 +208,33 @@ export function createRunWriter(
     }
   }
 
+  function progressClaim(): string {
+    return `${persisted.seq}/${persisted.stdoutBytes}/${persisted.stderrBytes}`;
+  }
+
   /** Writes state.json from what is stored; serialized with other state writes. */
   function writeState(final?: RunStatePatch): Promise<void> {
     const next = stateChain.then(async () => {
       if (failed !== undefined) throw failed;
       if (committed) return;
+      const claim = progressClaim();
       const body = JSON.stringify(snapshot({ ...persisted }, final), null, 2) + "\n";
       const result = await conflictOnPrecondition(
         () =>
-          stateEtag !== undefined && storage.replace
+          !stateCreated
+            // The first state.json is create-only too: one already there despite meta.json (a
+            // reaper that closed a run it found without state, a backend that lost track of a
+            // retried create) is a conflict, never an overwrite.
+            ? storage.write(keys.state, body, { ifNoneMatch: "*" })
+            : stateEtag !== undefined && storage.replace
             ? storage.replace(keys.state, body, { ifMatch: stateEtag })
             : storage.write(keys.state, body),
         `State of run '${ids.runId}' of task '${ids.taskId}' was replaced by another writer ` +
           "(was the run reaped?)",
       );
+      stateCreated = true;
       stateEtag = result?.etag ?? undefined;
+      stateClaim = claim;
       lastStateWrite = Date.now();
       if (final !== undefined) committed = true;
     });
@@ -196,38 +242,85 @@ export function createRunWriter(
     return next.catch((error) => fail(error));
   }
 
-  async function writeLogs(): Promise<void> {
-    // Take every buffer at once: everything sequenced so far is in them.
-    const seqAtSwap = currentSeq();
-    const taken: [WorkerLogChannel, Uint8Array][] = [];
+  /** Takes every buffer at once: everything sequenced so far is in them. */
+  function takeBuffers(): {
+    seq: number;
+    outputAt: number | undefined;
+    data: Record<WorkerLogChannel, Uint8Array[] | undefined>;
+  } {
+    const seq = currentSeq();
+    const data: Record<WorkerLogChannel, Uint8Array[] | undefined> = {
+      stdout: undefined,
+      stderr: undefined,
+      worker: undefined,
+    };
     let outputAt: number | undefined;
     for (const channel of CHANNELS) {
       const buffer = pending[channel];
       if (buffer.parts.length === 0) continue;
-      const data = encodeParts(buffer.parts);
+      const parts = encodePartList(buffer.parts);
       buffer.parts = [];
       pendingBytes -= buffer.bytes;
       buffer.bytes = 0;
       if (channel !== "worker") outputAt = Math.max(outputAt ?? 0, buffer.lastPushAt);
-      if (data.byteLength > 0) taken.push([channel, data]);
+      if (parts.length > 0) data[channel] = parts;
     }
     releaseProducers();
-    for (const [channel, data] of taken) {
-      const buffer = pending[channel];
-      const key = logKey(keys, channel);
-      if (nativeAppend) {
-        await counted(() => storage.append!(key, data));
-      } else {
-        const index = buffer.segments + 1;
-        await counted(() => storage.write(segmentKey(key, index), data));
-        buffer.segments = index;
-      }
-      buffer.totalBytes += data.byteLength;
-    }
-    persisted.seq = seqAtSwap;
+    return { seq, outputAt, data };
+  }
+
+  function recordProgress(seq: number, outputAt: number | undefined): void {
+    persisted.seq = seq;
     persisted.stdoutBytes = pending.stdout.totalBytes;
     persisted.stderrBytes = pending.stderr.totalBytes;
     if (outputAt !== undefined) persisted.lastOutputAt = outputAt;
+  }
+
+  /**
+   * Appends to a log (its parts as they are where the storage can write them so), or writes its
+   * next segment (kept in memory while the budget allows).
+   */
+  async function storeChunk(channel: WorkerLogChannel, parts: Uint8Array[]): Promise<void> {
+    const buffer = pending[channel];
+    const key = logKey(keys, channel);
+    let size = 0;
+    for (const part of parts) size += part.byteLength;
+    if (nativeAppend) {
+      if (storage.appendParts && parts.length > 1) {
+        await counted(() => storage.appendParts!(key, parts));
+      } else {
+        await counted(() => storage.append!(key, concatBytes(parts, size)));
+      }
+      buffer.exists = true;
+    } else {
+      const data = concatBytes(parts, size);
+      const index = ++buffer.segments;
+      if (buffer.retained !== undefined) {
+        if (retainedTotal + data.byteLength <= RETAIN_BYTES) {
+          buffer.retained.push(data);
+          buffer.retainedBytes += data.byteLength;
+          retainedTotal += data.byteLength;
+        } else {
+          retainedTotal -= buffer.retainedBytes;
+          buffer.retained = undefined;
+          buffer.retainedBytes = 0;
+        }
+      }
+      await counted(() => storage.write(segmentKey(key, index), data));
+    }
+    buffer.totalBytes += size;
+  }
+
+  /** One flush's logs, all channels at once (each flush waits for the previous one). */
+  async function writeLogs(): Promise<void> {
+    const { seq, outputAt, data } = takeBuffers();
+    await Promise.all(
+      CHANNELS.map((channel) => {
+        const bytes = data[channel];
+        return bytes === undefined ? undefined : storeChunk(channel, bytes);
+      }),
+    );
+    recordProgress(seq, outputAt);
   }
 
   function releaseProducers(): void {
@@ -236,18 +329,36 @@ export function createRunWriter(
     for (const resolve of waiters) resolve();
   }
 
-  function flush(): Promise<void> {
-    if (queuedFlush) return queuedFlush;
+  /** Waits for the records in flight (those started so far). */
+  async function settleRecords(): Promise<void> {
+    while (records.size > 0) await Promise.all([...records]);
+  }
+
+  /**
+   * Queues a flush of the logs; `state` also refreshes state.json afterwards (the interval and
+   * explicit flushes do; a flush triggered by size does not, the interval covers it).
+   */
+  function queueFlush(state: boolean): Promise<void> {
+    if (queuedFlush) {
+      queuedFlush.state ||= state;
+      return queuedFlush.promise;
+    }
     inFlight++;
-    const current = enqueue(async () => {
+    const entry = { promise: Promise.resolve(), state };
+    entry.promise = enqueue(async () => {
       queuedFlush = undefined;
       await writeLogs();
-      await writeState();
+      if (entry.state) await writeState();
     }).finally(() => {
       inFlight--;
     });
-    queuedFlush = current;
-    return current;
+    queuedFlush = entry;
+    return entry.promise;
+  }
+
+  async function flush(): Promise<void> {
+    await Promise.all([queueFlush(false), settleRecords()]);
+    await writeState();
   }
 
   /**
@@ -268,25 +379,55 @@ export function createRunWriter(
     throw error;
   }
 
-  /** Writes each segmented log whole at its key, then deletes the segments. */
-  async function composeSegments(): Promise<void> {
-    try {
-      await composeAll();
-    } catch (error) {
-      await fencedOut(error);
+  /** Writes a log whole at its key: its last bytes, after its segments (kept or read back). */
+  async function storeWhole(channel: WorkerLogChannel, last: Uint8Array[] | undefined) {
+    const buffer = pending[channel];
+    const key = logKey(keys, channel);
+    const extra = concatBytes(last ?? [new Uint8Array(0)]);
+    if (buffer.retained !== undefined) {
+      await counted(() => storage.write(key, concatBytes([...buffer.retained!, extra])));
+    } else {
+      const segments = segmentKeys(channel);
+      try {
+        await counted(() => composeLog(storage, key, segments, { size: buffer.totalBytes, extra }));
+      } catch (error) {
+        await fencedOut(error);
+      }
     }
+    buffer.totalBytes += extra.byteLength;
   }
 
-  async function composeAll(): Promise<void> {
-    const obsolete: string[] = [];
-    for (const channel of CHANNELS) {
-      const buffer = pending[channel];
-      const key = logKey(keys, channel);
-      const segments = Array.from({ length: buffer.segments }, (_, i) => segmentKey(key, i + 1));
-      await counted(() => composeLog(storage, key, segments, { size: buffer.totalBytes }));
-      obsolete.push(...segments);
+  function segmentKeys(channel: WorkerLogChannel): string[] {
+    const key = logKey(keys, channel);
+    return Array.from({ length: pending[channel].segments }, (_, i) => segmentKey(key, i + 1));
+  }
+
+  /**
+   * The last logs, in waves: output (with the records in flight), then the lifecycle log (with
+   * the output's segments deleted), then the lifecycle log's segments deleted.
+   */
+  async function storeLast(): Promise<void> {
+    const { seq, outputAt, data } = takeBuffers();
+    if (nativeAppend) {
+      // Appending nothing still creates a log that was never written.
+      const append = (channel: WorkerLogChannel) =>
+        data[channel] !== undefined || !pending[channel].exists
+          ? storeChunk(channel, data[channel] ?? [new Uint8Array(0)])
+          : undefined;
+      await Promise.all([...OUTPUT_CHANNELS.map(append), settleRecords()]);
+      await append("worker");
+    } else {
+      await Promise.all([
+        ...OUTPUT_CHANNELS.map((channel) => storeWhole(channel, data[channel])),
+        settleRecords(),
+      ]);
+      await Promise.all([
+        storeWhole("worker", data.worker),
+        deleteKeys(storage, OUTPUT_CHANNELS.flatMap(segmentKeys)),
+      ]);
+      await deleteKeys(storage, segmentKeys("worker"));
     }
-    await deleteKeys(storage, obsolete);
+    recordProgress(seq, outputAt);
   }
 
   function heartbeatDue(): boolean {
@@ -300,15 +441,26 @@ export function createRunWriter(
 
   function startTimer(): void {
     if (timer !== undefined || committed) return;
+    // The first state.json (claiming nothing stored yet, with the status the run has now) goes
+    // out at once, beside whatever the run writes next: nobody waits for it, and every later
+    // state write is chained after it.
+    if (!stateCreated && !initialStateQueued) {
+      initialStateQueued = true;
+      writeState().catch(() => {});
+    }
     timer = setInterval(() => {
       if (failed !== undefined) return;
-      if (inFlight > 0) {
-        // The queue is busy (a slow flush, or composing at close): the heartbeat goes out on
-        // its own so a live writer never looks dead.
-        if (heartbeatDue()) writeState().catch(() => {});
+      if (inFlight > 0 || closing) {
+        // The queue is busy (a long run of size-triggered flushes, or composing at close):
+        // state.json goes out on its own chain, so a live writer never looks dead and a reader
+        // sees the progress of the interval.
+        if (heartbeatDue() || (!closing && progressClaim() !== stateClaim)) {
+          writeState().catch(() => {});
+        }
         return;
       }
-      if (pendingBytes > 0 || heartbeatDue()) flush().catch(() => {});
+      if (pendingBytes > 0) queueFlush(true).catch(() => {});
+      else if (heartbeatDue() || progressClaim() !== stateClaim) writeState().catch(() => {});
     }, tickMs);
   }
 
@@ -326,8 +478,8 @@ export function createRunWriter(
       buffer.bytes += byteLength;
       buffer.lastPushAt = Date.now();
       pendingBytes += byteLength;
-      if (pendingBytes >= flushBytes) {
-        const flushed = flush();
+      if (pendingBytes >= flushBytes && !closing) {
+        const flushed = queueFlush(false);
         // Past twice the threshold the producer waits until a flush has taken the buffers (not
         // until it has written them), so reading and writing overlap and memory stays bounded
         // at about four thresholds: two being written, two filling.
@@ -341,44 +493,38 @@ export function createRunWriter(
       return undefined;
     },
     enqueue,
-    writeRecord(key, data) {
-      return enqueue(() => counted(() => storage.write(key, data))).then(() => {});
+    writeRecord(key, data, onStored) {
+      const stored = Promise.resolve().then(async () => {
+        if (failed !== undefined) throw failed;
+        await counted(() => storage.write(key, data));
+        onStored?.();
+      }).catch((error) => fail(error));
+      const tracked = stored.catch(() => {});
+      records.add(tracked);
+      void tracked.then(() => records.delete(tracked));
+      return stored;
     },
     flush,
     start: startTimer,
     async close(final) {
       // The timer keeps beating while the last logs are stored and composed.
+      closing = true;
       startTimer();
       inFlight++;
       try {
-        await enqueue(async () => {
-          await writeLogs();
-          if (!nativeAppend) await composeSegments();
-        });
+        await enqueue(storeLast);
       } finally {
         inFlight--;
       }
+      if (failed !== undefined) throw failed;
       stopTimer();
       // The commit point: nothing of the run is written after this.
-      await enqueue(() => writeState(final));
+      await writeState(final);
     },
     abandon: stopTimer,
-    async create(meta, state) {
+    async create(meta) {
       await enqueue(async () => {
         await conflictOnPrecondition(() => storage.write(keys.meta, meta, { ifNoneMatch: "*" }));
-        // A state.json already there despite meta.json (e.g. a backend that lost track of a
-        // retried create, or a reaper that closed a run it found without state) is still a
-        // conflict, never an overwrite.
-        const result = await conflictOnPrecondition(() =>
-          storage.write(keys.state, JSON.stringify(state, null, 2) + "\n", { ifNoneMatch: "*" })
-        );
-        stateEtag = result?.etag ?? undefined;
-        lastStateWrite = Date.now();
-        if (nativeAppend) {
-          await Promise.all(
-            CHANNELS.map((channel) => counted(() => storage.write(logKey(keys, channel), ""))),
-          );
-        }
       });
     },
   };

@@ -66,6 +66,7 @@ export async function prepareStepRun(
 ): Promise<PreparedStepRun> {
   // Null options reach validation (a ValidationError) rather than failing here.
   const live = await openRun(request, options, options?.secrets ?? []);
+  await live.writer.flush();
   // Nothing runs after preparation: the capturer's private state is not needed.
   await live.git?.dispose();
   return live.run;
@@ -187,8 +188,8 @@ export async function runStep(
         worktreePath: request.runtime.worktreePath,
       },
     }, { status: "running" });
+    // The first flush comes with the interval (or at close, for a run that ends sooner).
     writer.start();
-    await writer.flush();
     checkpointer = await startRunCheckpoints(live);
 
     const context: WorkerExecutionContext = {
@@ -288,7 +289,7 @@ export async function runStep(
       data: terminalData,
     });
 
-    await persistCheckpoint(
+    persistCheckpoint(
       live,
       emitLogTailCheckpoint(
         run.checkpointManager,

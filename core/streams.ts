@@ -1,7 +1,7 @@
 // Output streams of a run: redaction, byte caps, sequencing, into the write path.
 
 import { type ByteRing, createByteRing } from "./byte-ring.ts";
-import { encodeText, utf8Length } from "./bytes.ts";
+import { encodeText, isHandedOver, utf8Length } from "./bytes.ts";
 import { extendLastStreamChunk, recordStreamChunk } from "./log-session.ts";
 import type { StreamCap } from "./options.ts";
 import type { RedactionStream } from "./redact.ts";
@@ -138,8 +138,13 @@ export function createStreamWriter(
       }
       if (typeof chunk === "string") return store(chunk, utf8Length(chunk), true);
       // Copy: the caller may reuse its buffer before the flush (a reused read buffer would
-      // otherwise corrupt the log silently). Past the head the tail ring copies what it keeps.
-      return store(headRoom === 0 ? chunk : chunk.slice(), chunk.byteLength, true);
+      // otherwise corrupt the log silently). Past the head the tail ring copies what it keeps;
+      // bytes handed over (a pipe's fresh reads) are kept as they are.
+      return store(
+        headRoom === 0 || isHandedOver(chunk) ? chunk : chunk.slice(),
+        chunk.byteLength,
+        true,
+      );
     },
     end() {
       if (ended) return;

@@ -1,6 +1,7 @@
 // An executor that runs the step's command as a child process in its own process group (POSIX).
 
 import { z } from "zod";
+import { handOver } from "../core/bytes.ts";
 import { RunnerError, ValidationError } from "../core/errors.ts";
 import type {
   RunAbortReason,
@@ -58,30 +59,29 @@ const NO_COMMAND = "must be set, as 'request.command' or the process executor's 
 /** Longest SIGTERM-to-SIGKILL wait of the watchdog once the runner is gone. */
 const WATCHDOG_MAX_GRACE_MS = 2000;
 /**
- * `sh -c WATCHDOG_SCRIPT baa-watchdog <grace polls> <command argv...>`. A watcher, detached from
- * the command by a double fork (so the command never has a child it did not start), waits on
- * fd 3: a line means the runner saw the command end (leave quietly); end-of-file means the runner
- * died, so it stops the group: SIGTERM, then SIGKILL as soon as the command is gone (or after the
- * grace, 50 ms polls). It ignores SIGTERM so a stop of the group cannot kill it first. The command
- * itself is exec'ed (same pid, exit status and signal) with fd 3 closed.
+ * `sh -c WATCHDOG_SCRIPT baa-watchdog <pgid> <grace polls>`: a watcher in a session of its own,
+ * started beside the command. Its stdin is a pipe whose only writer is this process: a line
+ * means the runner saw the command end (leave quietly); end-of-file means the runner died (even
+ * by SIGKILL: the kernel closes the pipe), so it stops the command's group: SIGTERM, then SIGKILL
+ * as soon as the group's leader is gone (or after the grace, 50 ms polls). It ignores the signals
+ * a terminal or a supervisor sends the runner's group. Being outside the command's group, it
+ * never counts as a process the command left behind.
  */
 const WATCHDOG_SCRIPT = [
-  'polls="$1"; shift; cmd=$$',
-  '( ( trap "" TERM INT HUP',
-  "    if read -r _ <&3; then exit 0; fi",
-  "    kill -TERM 0 2>/dev/null",
-  "    n=0",
-  '    while [ "$n" -lt "$polls" ]; do',
-  '      st=""; read -r st < "/proc/$cmd/stat" 2>/dev/null || kill -0 "$cmd" 2>/dev/null || break',
-  '      case "$st" in *") Z "*|*") X "*) break;; esac',
-  "      sleep 0.05 2>/dev/null || break; n=$((n+1))",
-  "    done",
-  "    kill -KILL 0 2>/dev/null ) & )",
-  'exec "$@" 3<&-',
+  'pgid="$1"; polls="$2"',
+  'trap "" TERM INT HUP',
+  "exec >/dev/null 2>&1",
+  "if read -r _; then exit 0; fi",
+  'kill -TERM "-$pgid" 2>/dev/null || exit 0',
+  "n=0",
+  'while [ "$n" -lt "$polls" ]; do',
+  '  kill -0 "-$pgid" 2>/dev/null || exit 0',
+  '  st=""; read -r st < "/proc/$pgid/stat" 2>/dev/null || break',
+  '  case "$st" in *") Z "*|*") X "*) break;; esac',
+  "  sleep 0.05 2>/dev/null || break; n=$((n+1))",
+  "done",
+  'kill -KILL "-$pgid" 2>/dev/null',
 ].join("\n");
-// After the command exits, how long the quitting watcher may take to leave the group before what
-// remains counts as processes the command left behind.
-const WATCHDOG_EXIT_MS = 500;
 // After the process group is gone, a pipe still open is held by a process outside it (one that
 // called setsid); stop reading once it has been silent this long.
 const DRAIN_IDLE_MS = 1000;
@@ -127,8 +127,9 @@ const ProcessExecutorOptionsSchema = z.strictObject({
  * whole group gets SIGTERM, then SIGKILL after `killGraceMs`. When the command exits and left
  * processes behind in its group, they are stopped the same way, so nothing outlives the step
  * (a process that must outlive it has to leave the group, e.g. with `setsid`). The executor
- * resolves once the command exited and its output was read. POSIX only; `node:child_process` is
- * imported on first use, so importing this module loads no runtime module (Deno 2, Node 20+).
+ * resolves once the command exited and its output was read. POSIX only. On Deno the command is
+ * started with `Deno.Command`, elsewhere with `node:child_process`; `node:` modules are imported
+ * on first use, so importing this module loads no runtime module (Deno 2, Node 20+).
  *
  * @param options Command, working directory, environment, exit code mapping and kill grace.
  * @returns A plain executor object; `secrets` lists the secret environment values.
@@ -195,8 +196,8 @@ interface Settings {
   killGraceMs: number;
 }
 
-// The few parts of node:child_process / node:process used here, typed structurally so this
-// module needs no @types/node and type-checks the same on Deno and Node.
+// The few parts of node:child_process / node:process / Deno.Command used here, typed
+// structurally so this module needs no @types/node and type-checks the same on Deno and Node.
 interface ChildStream {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array | string>;
   destroy(): void;
@@ -206,27 +207,54 @@ interface Lifeline {
   end(data: string): void;
   on(event: "error", listener: (error: Error) => void): unknown;
 }
-interface Child {
+interface NodeChild {
   readonly pid?: number;
-  readonly stdio: readonly unknown[];
+  readonly stdin: unknown;
   readonly stdout: ChildStream | null;
   readonly stderr: ChildStream | null;
   once(event: "spawn", listener: () => void): unknown;
   once(event: "error", listener: (error: Error) => void): unknown;
   once(event: "exit", listener: (code: number | null, signal: string | null) => void): unknown;
   on(event: "error", listener: (error: Error) => void): unknown;
+  unref?(): void;
 }
 interface ChildProcessModule {
   spawn(file: string, args: readonly string[], options: {
     cwd: string;
     env?: Record<string, string | undefined>;
-    stdio: ["ignore", "pipe", "pipe", "pipe"];
+    stdio: ["ignore" | "pipe", "pipe" | "ignore", "pipe" | "ignore"];
     detached: boolean;
-  }): Child;
+  }): NodeChild;
 }
 interface ProcessModule {
   env: Record<string, string | undefined>;
   kill(pid: number, signal?: string | number): boolean;
+}
+interface DenoChild {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly status: Promise<{ code: number; signal: string | null }>;
+}
+interface DenoCommandApi {
+  Command: new (file: string, options: {
+    args: string[];
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin: "piped" | "null";
+    stdout: "piped" | "null";
+    stderr: "piped" | "null";
+    detached: boolean;
+  }) => { spawn(): DenoChild };
+}
+
+/** A started command, whichever runtime API started it. */
+interface Spawned {
+  pid: number;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  stdout: ChildStream | null;
+  stderr: ChildStream | null;
 }
 
 interface Pump {
@@ -247,72 +275,29 @@ async function runProcess(
     throw new ValidationError([{ path: "command", message: NO_COMMAND }], "The process executor");
   }
   const commandArgv = typeof command === "string" ? ["/bin/sh", "-c", command] : [...command];
-  // The command runs under a watchdog shell that execs it (same pid, same exit status or signal)
-  // after starting a watcher on fd 3, our end of a socket pair: when this process dies, even by
-  // SIGKILL, the kernel closes our end and the watcher stops the whole group.
-  const argv = [
-    "/bin/sh",
-    "-c",
-    WATCHDOG_SCRIPT,
-    "baa-watchdog",
-    watchdogGracePolls(settings),
-    ...commandArgv,
-  ];
   const cwd = settings.cwd ?? run.request.runtime.worktreePath;
   const signal = context?.signal;
   if (signal?.aborted) return notStarted(signal);
 
-  const [{ spawn }, processModule] = await Promise.all([
-    import("node:child_process") as Promise<unknown> as Promise<ChildProcessModule>,
-    import("node:process") as Promise<unknown> as Promise<{ default: ProcessModule }>,
-  ]);
+  const processModule = await (import("node:process") as Promise<unknown> as Promise<
+    { default: ProcessModule }
+  >);
   const proc = processModule.default;
   if (signal?.aborted) return notStarted(signal);
-  // The watchdog shell would report a missing program as its own exit 127; spawning the program
-  // directly used to fail with ENOENT, which names it clearly. Keep that.
-  const pathVariable = settings.env?.PATH ?? proc.env.PATH ?? "";
-  if ((await programExists(commandArgv[0], pathVariable, cwd)) === false) {
-    return await spawnFailed(
-      Object.assign(new Error("not found"), { code: "ENOENT" }),
-      commandArgv[0],
-      cwd,
-    );
-  }
 
-  let child: Child;
-  try {
-    child = spawn(argv[0], argv.slice(1), {
-      cwd,
-      env: settings.env === undefined ? undefined : { ...proc.env, ...settings.env },
-      stdio: ["ignore", "pipe", "pipe", "pipe"],
-      detached: true,
-    });
-  } catch (error) {
-    return await spawnFailed(error, commandArgv[0], cwd);
-  }
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
-  });
-  // Errors after spawn (e.g. a failed kill) must not crash the host as unhandled 'error's.
-  child.on("error", () => {});
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
-  } catch (error) {
-    return await spawnFailed(error, commandArgv[0], cwd);
-  }
-  const pid = child.pid as number;
+  const started = await spawnCommand(commandArgv, cwd, settings.env, proc);
+  if ("error" in started) return await spawnFailed(started.error, commandArgv[0], cwd);
+  const spawned = started;
+  const pid = spawned.pid;
   context?.reportProcess?.({ pid, pgid: pid });
-  const lifeline = (child.stdio[3] ?? null) as Lifeline | null;
-  // Errors on our end of the lifeline (the group is gone) are not the run's concern.
-  lifeline?.on("error", () => {});
-  // Once the command has exited the watcher is told to leave quietly: from then on this process
-  // stops what is left of the group itself.
-  void exited.then(() => {
-    if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
-  });
+  const exited = spawned.exited;
+  // The watchdog: when this process dies, even by SIGKILL, the command's group is stopped. Once
+  // the command has exited the watcher is told to leave: from then on this process stops what is
+  // left of the group itself.
+  // Not awaited: Node drops a pipe's bytes that nobody reads before the child exits, so the
+  // pumps below must attach at once.
+  const watcher = startWatcher(pid, watchdogGracePolls(settings), proc);
+  void exited.then(async () => (await watcher).release());
 
   const signalGroup = (name: string | 0): boolean => {
     try {
@@ -329,15 +314,6 @@ async function runProcess(
     if (!signalGroup(0)) return false;
     const live = await liveGroupMembers(pid);
     return live === undefined || live > 0;
-  };
-  /** Whether processes other than the leaving watcher stay in the group for `withinMs`. */
-  const groupOutlives = async (withinMs: number): Promise<boolean> => {
-    const deadline = Date.now() + withinMs;
-    while (await groupAlive()) {
-      if (Date.now() >= deadline) return true;
-      await delay(10);
-    }
-    return false;
   };
   let stopping: Promise<void> | undefined;
   const stopGroup = (): Promise<void> => {
@@ -364,8 +340,8 @@ async function runProcess(
 
   let sinkError: { error: unknown } | undefined;
   const pumps = [
-    pump(child.stdout, (bytes) => context?.stdout(bytes), aborted),
-    pump(child.stderr, (bytes) => context?.stderr(bytes), aborted),
+    pump(spawned.stdout, (bytes) => context?.stdout(bytes), aborted),
+    pump(spawned.stderr, (bytes) => context?.stderr(bytes), aborted),
   ];
   for (const p of pumps) {
     p.finished = p.finished.catch((error) => {
@@ -379,7 +355,7 @@ async function runProcess(
   try {
     const exit = await exited;
     let leftovers = false;
-    if (stopping === undefined && (await groupOutlives(WATCHDOG_EXIT_MS))) {
+    if (stopping === undefined && (await groupAlive())) {
       leftovers = true;
       await stopGroup();
     } else if (stopping !== undefined) await stopping;
@@ -403,6 +379,153 @@ async function runProcess(
   }
 }
 
+/**
+ * Starts `argv` in its own process group (a new session) with stdin closed and pipes on stdout
+ * and stderr: Deno.Command on Deno (cheaper there), node:child_process elsewhere.
+ */
+async function spawnCommand(
+  argv: readonly string[],
+  cwd: string,
+  env: Record<string, string> | undefined,
+  proc: ProcessModule,
+): Promise<Spawned | { error: unknown }> {
+  const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
+  if (typeof deno?.Command === "function") {
+    let child: DenoChild;
+    try {
+      child = new deno.Command(argv[0], {
+        args: argv.slice(1),
+        cwd,
+        ...(env === undefined ? {} : { env }),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        detached: true,
+      }).spawn();
+    } catch (error) {
+      return { error };
+    }
+    return {
+      pid: child.pid,
+      exited: child.status.then((status) => ({
+        code: status.signal === null ? status.code : null,
+        signal: status.signal,
+      })),
+      stdout: webStream(child.stdout!),
+      stderr: webStream(child.stderr!),
+    };
+  }
+  const { spawn } = await import("node:child_process") as unknown as ChildProcessModule;
+  let child: NodeChild;
+  try {
+    child = spawn(argv[0], argv.slice(1), {
+      cwd,
+      env: env === undefined ? undefined : { ...proc.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+  } catch (error) {
+    return { error };
+  }
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.once("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
+  });
+  // Errors after spawn (e.g. a failed kill) must not crash the host as unhandled 'error's.
+  child.on("error", () => {});
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
+  } catch (error) {
+    return { error };
+  }
+  return { pid: child.pid as number, exited, stdout: child.stdout, stderr: child.stderr };
+}
+
+/** The watchdog of one command; see WATCHDOG_SCRIPT. */
+interface Watcher {
+  /** Tells the watcher the command ended (it leaves quietly). */
+  release(): void;
+}
+
+/**
+ * Starts the watchdog of group `pgid` in a session of its own, its stdin a pipe from this
+ * process. A watcher that cannot be started leaves the command unwatched (it still runs and is
+ * stopped on timeout or cancel; only a runner killed outright would leave it behind).
+ */
+async function startWatcher(pgid: number, polls: string, proc: ProcessModule): Promise<Watcher> {
+  const argv = ["/bin/sh", "-c", WATCHDOG_SCRIPT, "baa-watchdog", String(pgid), polls];
+  const deno = (globalThis as { Deno?: Partial<DenoCommandApi> }).Deno;
+  if (typeof deno?.Command === "function") {
+    let child: DenoChild;
+    try {
+      child = new deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdin: "piped",
+        stdout: "null",
+        stderr: "null",
+        detached: true,
+      }).spawn();
+    } catch {
+      return { release() {} };
+    }
+    const lifeline = child.stdin!.getWriter();
+    // Reaped whenever it leaves; nothing waits for it.
+    void child.status.catch(() => {});
+    let released = false;
+    return {
+      release() {
+        if (released) return;
+        released = true;
+        lifeline.write(new TextEncoder().encode("done\n"))
+          .then(() => lifeline.close())
+          .catch(() => {});
+      },
+    };
+  }
+  const { spawn } = await import("node:child_process") as unknown as ChildProcessModule;
+  let child: NodeChild;
+  try {
+    child = spawn(argv[0], argv.slice(1), {
+      cwd: "/",
+      env: { PATH: proc.env.PATH ?? "/usr/bin:/bin" },
+      stdio: ["pipe", "ignore", "ignore"],
+      detached: true,
+    });
+  } catch {
+    return { release() {} };
+  }
+  child.on("error", () => {});
+  const lifeline = child.stdin as Lifeline | null;
+  lifeline?.on("error", () => {});
+  // The watcher must not keep this process alive (an orchestrator exits when its work is done).
+  child.unref?.();
+  (lifeline as { unref?(): void } | null)?.unref?.();
+  return {
+    release() {
+      if (lifeline !== null && !lifeline.destroyed) lifeline.end("done\n");
+    },
+  };
+}
+
+/** A web stream read as a ChildStream; destroy() cancels the read in progress. */
+function webStream(stream: ReadableStream<Uint8Array>): ChildStream {
+  const reader = stream.getReader();
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    },
+    destroy() {
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
 function watchdogGracePolls(settings: Settings): string {
   return String(Math.ceil(Math.min(settings.killGraceMs, WATCHDOG_MAX_GRACE_MS) / 50));
 }
@@ -424,9 +547,12 @@ function pump(
   state.finished = (async () => {
     for await (const chunk of stream) {
       state.lastActivity = Date.now();
-      const bytes = typeof chunk === "string"
-        ? encoder.encode(chunk)
-        : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      // Each read is a fresh buffer nobody else writes to: handed over, the run keeps it as is.
+      const bytes = handOver(
+        typeof chunk === "string"
+          ? encoder.encode(chunk)
+          : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
       const result = sink(bytes);
       if (result !== undefined && typeof (result as Promise<void>).then === "function") {
         // Backpressure: stop reading the pipe until the run has room (or the run was aborted,
@@ -596,66 +722,39 @@ function isDenied(error: unknown): boolean {
 }
 
 /**
- * Whether `file` resolves to an executable as `execvp` would find it (PATH for bare names);
- * `undefined` when that cannot be told (Deno without --allow-read), so the spawn itself decides.
- */
-async function programExists(
-  file: string,
-  pathVariable: string,
-  cwd: string,
-): Promise<boolean | undefined> {
-  const fs = await import("node:fs/promises") as unknown as {
-    stat(path: string): Promise<{ isFile(): boolean; mode: number }>;
-  };
-  const candidates = file.includes("/")
-    ? [file.startsWith("/") ? file : `${cwd}/${file}`]
-    : pathVariable.split(":").map((dir) => `${dir === "" ? "." : dir}/${file}`);
-  for (const candidate of candidates) {
-    try {
-      // Execute bits from stat rather than access(X_OK), which Deno's node:fs cannot answer
-      // without --allow-sys=uid (and then throws where no caller can catch it). A file that is
-      // executable but not by us fails at spawn with EACCES: exit code 126.
-      const stat = await fs.stat(candidate);
-      if (stat.isFile() && (stat.mode & 0o111) !== 0) return true;
-    } catch (error) {
-      if (isDenied(error)) return undefined;
-    }
-  }
-  return false;
-}
-
-/**
- * Number of processes of group `pgid` that are not zombies, from Linux's /proc; `undefined`
- * when that cannot be told (no /proc, no permission, or the group's members are not visible).
+ * Number of processes of group `pgid` that are not zombies, from Linux's /proc; `undefined` when that
+ * cannot be told (no /proc, no permission, or the group's members are not visible).
  */
 async function liveGroupMembers(pgid: number): Promise<number | undefined> {
+  // Synchronous reads: ~100 tiny files cost a few ms this way, and ten times more through the
+  // thread pool on a busy machine; this runs once per command, not per chunk.
   let fs: {
-    readdir(path: string): Promise<string[]>;
-    readFile(path: string, encoding: "latin1"): Promise<string>;
+    readdirSync(path: string): string[];
+    readFileSync(path: string, encoding: "latin1"): string;
   };
   let names: string[];
   try {
-    fs = await import("node:fs/promises") as unknown as typeof fs;
-    names = await fs.readdir("/proc");
+    fs = await import("node:fs") as unknown as typeof fs;
+    names = fs.readdirSync("/proc");
   } catch {
     return undefined;
   }
   let live = 0;
   let found = false;
-  await Promise.all(names.map(async (name) => {
-    if (!/^\d+$/.test(name)) return;
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
     let stat: string;
     try {
-      stat = await fs.readFile(`/proc/${name}/stat`, "latin1");
+      stat = fs.readFileSync(`/proc/${name}/stat`, "latin1");
     } catch {
-      return; // exited meanwhile
+      continue; // exited meanwhile
     }
     // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
-    if (Number(fields[2]) !== pgid) return;
+    if (Number(fields[2]) !== pgid) continue;
     found = true;
     if (fields[0] !== "Z" && fields[0] !== "X") live++;
-  }));
+  }
   return found ? live : undefined;
 }
 

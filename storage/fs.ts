@@ -55,12 +55,60 @@ function errorCode(error: unknown): string | undefined {
   return (error as { code?: string } | null)?.code;
 }
 
+interface DenoFile {
+  writeSync(data: Uint8Array): number;
+  close(): void;
+}
+interface DenoFs {
+  open(path: string, options: { append: true; create: true }): Promise<DenoFile>;
+}
+
+/**
+ * Appends parts in order without joining them. On Deno its own file API with synchronous writes:
+ * a write into the page cache costs ~0.3 ms per MiB on the JS thread, while each awaited write
+ * waits for an event-loop turn behind the pipe reads it competes with (measured 20-40x slower in
+ * a run). On Node one vectored write through the thread pool.
+ */
+async function appendAll(path: string, parts: readonly Uint8Array[]): Promise<void> {
+  const deno = (globalThis as { Deno?: Partial<DenoFs> }).Deno;
+  if (typeof deno?.open === "function") {
+    const file = await deno.open(path, { append: true, create: true });
+    try {
+      for (const part of parts) {
+        for (let offset = 0; offset < part.byteLength;) {
+          offset += file.writeSync(part.subarray(offset));
+        }
+      }
+    } finally {
+      file.close();
+    }
+    return;
+  }
+  const { fs } = await load();
+  const handle = await fs.open(path, "a");
+  try {
+    const rest = [...parts];
+    while (rest.length > 0) {
+      let { bytesWritten } = await handle.writev(rest);
+      // A short write: drop what was written and go on with the rest.
+      while (rest.length > 0 && bytesWritten >= rest[0].byteLength) {
+        bytesWritten -= rest[0].byteLength;
+        rest.shift();
+      }
+      if (rest.length > 0 && bytesWritten > 0) rest[0] = rest[0].subarray(bytesWritten);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Creates a storage on the local filesystem under `root`.
  *
  * - `write` is atomic: a temp file in the same folder, then `rename`. Create-only writes link the
  *   temp file into place, which fails atomically when the key exists (`precondition_failed`).
- * - `append` appends in place (logs); `writeStream` streams to a temp file and renames.
+ * - `append` appends in place (logs), `appendParts` several buffers without joining them;
+ *   `writeStream` streams to a temp file and renames.
  * - `replace` is a compare-and-swap on a version tag (inode, mtime, size) under a lock file,
  *   safe against concurrent writers on one machine; a lock left by a dead holder is broken. Across
  *   machines sharing a network filesystem (NFS) exclusive create is atomic on NFSv3+, but a dead
@@ -402,6 +450,15 @@ export function createFsStorage(options: FsStorageOptions): RunStorage {
       const path = pathOf(key);
       try {
         await withParent(path, () => fs.appendFile(path, data));
+      } catch (error) {
+        fail(error, "append", key);
+      }
+    },
+    async appendParts(key, parts) {
+      assertValidKey(name, "append", key);
+      const path = pathOf(key);
+      try {
+        await withParent(path, () => appendAll(path, parts));
       } catch (error) {
         fail(error, "append", key);
       }

@@ -84,6 +84,10 @@ export function guardStorage(storage: RunStorage): RunStorage {
   if (storage.append) {
     guarded.append = (key, data) => call("append", key, () => storage.append!(key, data));
   }
+  if (storage.appendParts) {
+    guarded.appendParts = (key, parts) =>
+      call("append", key, () => storage.appendParts!(key, parts));
+  }
   if (storage.replace) {
     guarded.replace = (key, data, options) =>
       call("replace", key, () => storage.replace!(key, data, options));

@@ -116,6 +116,12 @@ export interface RunStorage {
   append?(key: string, data: Uint8Array): Promise<void>;
 
   /**
+   * Capability: appends several byte arrays in order, as one append, without joining them first
+   * (a vectored write). The runner uses it over `append` for logs when offered.
+   */
+  appendParts?(key: string, parts: readonly Uint8Array[]): Promise<void>;
+
+  /**
    * Capability: replaces a key only while it still has version `ifMatch`; otherwise rejects
    * with `StorageError` code `"precondition_failed"`. Lets the runner fence `state.json`
    * against a second writer.

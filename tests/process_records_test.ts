@@ -79,4 +79,23 @@ describe("process runs' records", () => {
       assert.match(report.state.summary, /--allow-run/);
     });
   });
+
+  it("under Deno with --allow-run but no /proc access, a finished command is not said to leave processes behind", async () => {
+    await withTempDir(async (dir) => {
+      const [command, ...prefix] = deno();
+      const out = execFileSync(command, [
+        ...prefix,
+        "run",
+        "--allow-run",
+        `--allow-read=${root},${dir}`,
+        `--allow-write=${dir}`,
+        "--allow-env",
+        fixture,
+        dir,
+      ], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+      const report = JSON.parse(out.trim().split("\n").at(-1) ?? "");
+      assert.equal(report.outcome, "completed");
+      assert.equal(report.summary, "Command exited with code 0.");
+    });
+  });
 });

@@ -340,7 +340,7 @@ describe("the heartbeat while logs are composed", () => {
       async read(key) {
         if (key.includes(".segments/")) {
           composing = true;
-          await sleep(20);
+          await sleep(150);
         }
         return memory.read(key);
       },
@@ -356,13 +356,17 @@ describe("the heartbeat while logs are composed", () => {
       },
     };
     const heartbeatMs = 300;
+    // Past the few MiB the writer keeps to compose from memory, a log is read back: 6 MiB in
+    // 1 MiB segments, each read slowly.
+    const line = "x".repeat(64 * 1024 - 1) + "\n";
     await runStep(baseRequest(), {
       async execute(_run, context) {
-        for (let i = 0; i < 120; i++) await context.stdout(`line ${i} `.padEnd(80, ".") + "\n");
+        for (let i = 0; i < 96; i++) await context.stdout(line);
         return { ok: true, outcome: "completed", summary: "ok" };
       },
-    }, { storage, flushBytes: 64, heartbeatMs, flushIntervalMs: 1000 });
+    }, { storage, flushBytes: 1024 * 1024, heartbeatMs, flushIntervalMs: 1000 });
     assert.ok(composing, "segments were read back to compose");
+    assert.equal((await memory.read("runs/task-1/run-1/stdout.log"))?.byteLength, 96 * 65536);
     const gaps = stateWrites.slice(1).map((t, i) => t - stateWrites[i]);
     const longest = Math.max(...gaps);
     assert.ok(

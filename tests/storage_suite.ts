@@ -243,6 +243,24 @@ export function testStorage(options: StorageSuiteOptions): void {
           assert.equal(text(await storage.read("log/a.log")), "one\ntwo\n");
         }));
     }
+    it("appendParts, where offered, appends every part in order (a view into a larger buffer too)", () =>
+      using(async (storage) => {
+        if (storage.appendParts === undefined) return;
+        const backing = new TextEncoder().encode("xxthreexx");
+        const big = new Uint8Array(3 * 65536 + 5).fill(0x62);
+        await storage.appendParts("log/p.log", [new TextEncoder().encode("one\n")]);
+        await storage.appendParts("log/p.log", [
+          new TextEncoder().encode("two\n"),
+          backing.subarray(2, 7),
+          big,
+          new Uint8Array(0),
+          new TextEncoder().encode("\nend"),
+        ]);
+        const stored = await storage.read("log/p.log");
+        assert.equal(stored?.byteLength, 4 + 4 + 5 + big.byteLength + 4);
+        const decoded = text(stored);
+        assert.equal(decoded, `one\ntwo\nthree${"b".repeat(big.byteLength)}\nend`);
+      }));
     if (caps.replace) {
       it("replaces only while the etag still matches", () =>
         using(async (storage) => {
