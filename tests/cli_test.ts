@@ -15,7 +15,7 @@ import { runStep } from "../core/runner.ts";
 import type { StepExecutionRequest } from "../core/types.ts";
 import { COMMANDS } from "../cli/commands.ts";
 import { assertSameTree, createRepos, git, leaves, put, sleep } from "./git_helpers.ts";
-import { type Backend, runCli, startCli, withBackend } from "./cli/run_cli.ts";
+import { type Backend, cliCommand, runCli, startCli, withBackend } from "./cli/run_cli.ts";
 import { seedRun } from "./fixtures/seed_runs.ts";
 
 const KINDS = ["fs", "s3"] as const;
@@ -534,6 +534,28 @@ describe("runs CLI errors and help", () => {
       flag.stderr,
       "runs: unknown flag '--colour' for 'show' (try 'runs show --help')\n",
     );
+  });
+
+  it("colours only on a terminal, and never with NO_COLOR set", async (t) => {
+    if (process.platform !== "linux") return t.skip("needs util-linux script(1) for a terminal");
+    await withBackend(t, "fs", async (backend) => {
+      await seedRun(backend.storage, "t-a", "r-1", "failed", new Date());
+      const [command, argv] = cliCommand(["ls", ...backend.args]);
+      const line = [command, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+      // script(1) runs the CLI on a pseudo-terminal.
+      const onTty = (env: Record<string, string>) =>
+        runCli([], {}, { command: ["script", "-qec", line, "/dev/null"], env });
+      const coloured = await onTty({});
+      assert.equal(coloured.code, 0, coloured.stderr);
+      assert.ok(
+        coloured.stdout.includes("\x1b[31mfailed\x1b[39m"),
+        JSON.stringify(coloured.stdout),
+      );
+      const plain = await onTty({ NO_COLOR: "1" });
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout, /r-1\s+s\s+script\s+1\s+failed/);
+      assert.doesNotMatch(plain.stdout, ANSI);
+    });
   });
 
   it("--storage defaults to the current directory's runs/; serve says so in one line while the viewer is absent", async (t) => {

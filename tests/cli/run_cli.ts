@@ -39,6 +39,7 @@ export function startCli(
   args: string[],
   env: Record<string, string> = {},
   cwd = root,
+  commandLine?: string[],
 ): ChildProcess {
   const base: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -46,7 +47,9 @@ export function startCli(
       base[name] = value;
     }
   }
-  const [command, argv] = cliCommand(args);
+  const [command, argv] = commandLine === undefined
+    ? cliCommand(args)
+    : [commandLine[0], commandLine.slice(1)];
   return spawn(command, argv, { cwd, env: { ...base, ...env }, stdio: ["ignore", "pipe", "pipe"] });
 }
 
@@ -54,9 +57,10 @@ export function startCli(
 export function runCli(
   args: string[],
   env: Record<string, string> = {},
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; timeoutMs?: number; command?: string[]; env?: Record<string, string> } =
+    {},
 ): Promise<CliResult> {
-  const child = startCli(args, env, options.cwd);
+  const child = startCli(args, { ...env, ...options.env }, options.cwd, options.command);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout!.on("data", (b: Buffer) => out.push(b));
