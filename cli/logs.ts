@@ -5,7 +5,7 @@ import { followRunLog, watchRun } from "../core/follow.ts";
 import { keysOf, readRun, readRunLogBytes, readRunStatus, type RunRef } from "../core/read.ts";
 import type { RunStateSnapshot, WorkerLifecycleLogEntry, WorkerLogChannel } from "../core/types.ts";
 import type { RunStorage } from "../storage/types.ts";
-import { durationFlag, intFlag, json, runRef, stringFlag } from "./commands.ts";
+import { durationFlag, intFlag, json, runRef, stringFlag } from "./flags.ts";
 import { formatTime } from "./format.ts";
 import type { CommandContext } from "./main.ts";
 import { EXIT, UsageError } from "./usage.ts";
