@@ -16,35 +16,37 @@ export async function reap(context: CommandContext): Promise<number> {
   const dryRun = context.values["dry-run"] === true;
   const s = context.style;
   type Row = { taskId: string; runId: string; status: string | null; updatedAt: string | null };
-  let rows: Row[];
-  if (dryRun) {
-    rows = [];
-    for await (
-      const entry of listRuns(storage, {
-        taskId,
-        runsRootDir: context.runsRootDir(),
-        liveness: "stale",
-        staleAfterMs,
-      })
-    ) {
-      rows.push({
-        taskId: entry.taskId,
-        runId: entry.runId,
-        status: entry.state?.status ?? null,
-        updatedAt: entry.state?.updatedAt ?? null,
-      });
-    }
-  } else {
+  // The stale runs as they are now: what a dry run reports, and the last heartbeat each had
+  // before reaping (a reaped run's updatedAt is the reap's own time).
+  const stale: Row[] = [];
+  for await (
+    const entry of listRuns(storage, {
+      taskId,
+      runsRootDir: context.runsRootDir(),
+      liveness: "stale",
+      staleAfterMs,
+    })
+  ) {
+    stale.push({
+      taskId: entry.taskId,
+      runId: entry.runId,
+      status: entry.state?.status ?? null,
+      updatedAt: entry.state?.updatedAt ?? null,
+    });
+  }
+  let rows = stale;
+  if (!dryRun) {
     const results = await reapRuns(storage, {
       taskId,
       runsRootDir: context.runsRootDir(),
       staleAfterMs,
     });
+    const before = new Map(stale.map((row) => [`${row.taskId}/${row.runId}`, row.updatedAt]));
     rows = results.filter((r) => r.reaped).map((r) => ({
       taskId: r.taskId,
       runId: r.runId,
       status: r.state?.status ?? null,
-      updatedAt: r.state?.updatedAt ?? null,
+      updatedAt: before.get(`${r.taskId}/${r.runId}`) ?? null,
     }));
   }
   if (context.values.json) {

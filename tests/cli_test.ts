@@ -162,7 +162,7 @@ for (const kind of KINDS) {
         }));
     });
 
-    it("reap --dry-run and prune --dry-run report what they would do and change nothing", async (t) => {
+    it("reap --dry-run and prune --dry-run report what they would do and change nothing; reap then closes the stale run", async (t) => {
       await withBackend(t, kind, (backend) =>
         withMix(backend, async () => {
           const before = await lsJson(backend, "--limit", "0");
@@ -205,6 +205,27 @@ for (const kind of KINDS) {
           const still = (rows: typeof before) =>
             rows.map((r) => `${r.taskId}/${r.runId}:${r.status}`);
           assert.deepEqual(still(after), still(before), "nothing changed");
+          // events -f on the dead run ends at once with 3; reap then closes it, and only it.
+          const watched = await runCli(
+            ["events", "t-b/r-stale", "-f", ...backend.args],
+            backend.env,
+          );
+          assert.equal(watched.code, 3, watched.stderr);
+          assert.match(watched.stderr, /^runs: t-b\/r-stale is stale: /);
+          const reaped = await runCli(["reap", "--json", ...backend.args], backend.env);
+          assert.equal(reaped.code, 0, reaped.stderr);
+          assert.deepEqual(
+            JSON.parse(reaped.stdout).reaped.map((r: { runId: string; status: string }) => [
+              r.runId,
+              r.status,
+            ]),
+            [["r-stale", "failed"]],
+          );
+          const closed = await runCli(
+            ["events", "t-b/r-stale", "-f", ...backend.args],
+            backend.env,
+          );
+          assert.equal(closed.code, 1, "a reaped run is failed");
           // Without --older-than, prune refuses.
           const missing = await runCli(["prune", ...backend.args], backend.env);
           assert.equal(missing.code, 64);
