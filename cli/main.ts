@@ -72,7 +72,8 @@ Exit codes:
   4   error: run not found, storage unreachable or refusing, git refused, ...
   64  usage: unknown command or flag, bad value
 
-Run 'runs <command> --help' for a command's flags.
+Run 'runs <command> --help' for a command's flags. RUNS_DEBUG=1 adds the stack of an unexpected
+error (credentials are masked).
 `;
 
 /** Index of the command word: the first argument that is not a flag or a flag's value. */
