@@ -9,7 +9,7 @@
 // on a fresh clone works; `npx -y deno@2.9.6 install` installs the same packages.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -65,5 +65,14 @@ const missing = targets.filter((target) => !existsSync(join(root, target)));
 if (missing.length > 0) {
   console.error(`build_npm: package.json points at files the build did not make: ${missing}`);
   process.exit(1);
+}
+
+// A bin runs under plain node through its link: tsc keeps a shebang only if the source has one,
+// and cli.ts is Deno-first, so the build adds it.
+for (const target of Object.values(manifest.bin ?? {})) {
+  const file = join(root, target);
+  const text = readFileSync(file, "utf8");
+  if (!text.startsWith("#!")) writeFileSync(file, `#!/usr/bin/env node\n${text}`);
+  chmodSync(file, 0o755);
 }
 console.error(`build_npm: built dist/ (${targets.length} entry points checked)`);

@@ -57,4 +57,37 @@ describe("mod.ts", () => {
       assert.deepEqual(imports, []);
     }
   });
+
+  it("loads neither the CLI nor the viewer, statically or dynamically", () => {
+    // deno-lint-ignore no-explicit-any
+    const deno = (globalThis as any).Deno;
+    const faces = (specifier: string) => /\/(cli\.ts|cli\/|viewer\/)/.test(specifier);
+    if (deno) {
+      const info = JSON.parse(
+        execFileSync(deno.execPath(), ["info", "--json", mod], { encoding: "utf8" }),
+      );
+      const reached = (info.modules ?? []).map((m: { specifier: string }) => m.specifier)
+        .filter(faces);
+      assert.deepEqual(reached, []);
+    } else {
+      const hook = `export async function load(url, context, next) {
+        if (url.startsWith("file:") && !url.includes("/node_modules/")) console.log("LOAD " + url);
+        return next(url, context);
+      }`;
+      const script = `
+        import { register } from "node:module";
+        register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));
+        await import(${JSON.stringify(mod)});`;
+      const out = execFileSync(process.execPath, [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        script,
+      ], { encoding: "utf8" });
+      const loaded = out.split("\n").filter((line) => line.startsWith("LOAD "));
+      assert.ok(loaded.some((line) => line.endsWith("/mod.ts")), "the hook saw mod.ts load");
+      assert.deepEqual(loaded.filter(faces), []);
+    }
+  });
 });

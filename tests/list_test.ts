@@ -208,7 +208,12 @@ describe("readRunLogBytes() ranges", () => {
               await context.stdout(line);
               await new Promise((resolve) => setTimeout(resolve, 1));
             }
-            await new Promise((resolve) => setTimeout(resolve, 60)); // a flush while live
+            // Live: wait (at most 20 s on a busy machine) until a flush stored every line.
+            for (let waited = 0; waited < 20_000; waited += 20) {
+              const stored = await readRunLogBytes(storage, ref, "stdout");
+              if (stored.byteLength === bytes.byteLength) break;
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
             const live = await readRunLogBytes(storage, ref, "stdout", { offset: 100, length: 50 });
             assert.deepEqual(live, bytes.subarray(100, 150));
             const tail = await readRunLogBytes(storage, ref, "stdout", { tail: 33 });

@@ -43,7 +43,7 @@ async function packInputs(): Promise<string[]> {
     "README.md",
     "LICENSE",
   ];
-  for (const dir of ["core", "storage", "executors", "viewer"]) {
+  for (const dir of ["core", "storage", "executors", "git", "cli", "viewer"]) {
     const entries = await readdir(join(root, dir), { recursive: true }).catch(() => []);
     files.push(...entries.map((entry) => `${dir}/${entry}`).filter((f) => f.endsWith(".ts")));
   }
@@ -147,6 +147,7 @@ describe("the npm package", () => {
   it("npm pack ships built JavaScript and declarations, not the TypeScript sources or tests", () => {
     const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).trim().split("\n");
     assert.ok(files.includes("package/dist/mod.js"), "dist/mod.js is missing");
+    assert.ok(files.includes("package/dist/cli.js"), "dist/cli.js is missing");
     assert.ok(files.includes("package/dist/mod.d.ts"), "dist/mod.d.ts is missing");
     assert.ok(files.includes("package/README.md") && files.includes("package/LICENSE"));
     const stray = files.filter((file) =>
@@ -200,6 +201,24 @@ describe("the npm package", () => {
       "worker_exited",
       "step_completed",
     ]);
+  });
+
+  it("installs the 'runs' bin, which runs under plain node", async () => {
+    const help = run("npx", ["--no-install", "runs", "--help"], project);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: runs <command>/m);
+    const empty = join(project, "no-runs");
+    await mkdir(empty);
+    const listed = run(
+      "npx",
+      ["--no-install", "runs", "ls", "--json", "--storage", empty],
+      project,
+    );
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout), []);
+    const bad = run("npx", ["--no-install", "runs", "show", "nope"], project);
+    assert.equal(bad.status, 64);
+    assert.equal(bad.stderr, "runs: 'nope' is not a run; give it as <task>/<run>\n");
   });
 
   it("creates a bucket and records an S3 run under plain node", async (t) => {
