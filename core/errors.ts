@@ -6,7 +6,8 @@ export type RunnerErrorCode =
   | "validation_failed"
   | "run_conflict"
   | "not_found"
-  | StorageErrorCode;
+  | StorageErrorCode
+  | GitErrorCode;
 
 /**
  * Codes of {@linkcode StorageError}. `precondition_failed`: a create-only or conditional
@@ -240,5 +241,139 @@ export class NotFoundError extends RunnerError {
   constructor(message: string, key: string) {
     super(message, {}, "not_found");
     this.key = key;
+  }
+}
+
+/**
+ * Codes of the git errors. `git_failed`: a git command failed, timed out or could not start.
+ * `dirty_worktree`: a restore target has changes. `base_commit_missing`: a restore target lacks
+ * the checkpoint's base commit.
+ */
+export type GitErrorCode = "git_failed" | "dirty_worktree" | "base_commit_missing";
+
+/** Why a git command failed: its exit code, its deadline, an abort, or it could not start. */
+export type GitFailureReason = "exit" | "timeout" | "aborted" | "spawn";
+
+/** What {@linkcode GitError} records about the failed command. */
+export interface GitErrorDetails {
+  /** The git arguments (after `git`); paths and object ids, never credentials. */
+  args: readonly string[];
+  /** Why it failed. */
+  reason: GitFailureReason;
+  /** The exit code, when git exited. */
+  exitCode?: number;
+  /** The signal that ended it, when one did. */
+  signal?: string;
+  /** The end of its stderr, at most a few KB. */
+  stderr?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * A git command failed, overran its deadline, was aborted, or could not be started.
+ *
+ * @example
+ * ```ts
+ * import { GitError } from "./errors.ts";
+ * const error = new GitError("git write-tree failed", { args: ["write-tree"], reason: "exit", exitCode: 128 });
+ * console.log(error.code, error.exitCode); // "git_failed" 128
+ * ```
+ */
+export class GitError extends RunnerError {
+  /** The git arguments (after `git`). */
+  readonly args: readonly string[];
+  /** Why it failed. */
+  readonly reason: GitFailureReason;
+  /** The exit code, when git exited. */
+  readonly exitCode?: number;
+  /** The signal that ended it, when one did. */
+  readonly signal?: string;
+  /** The end of its stderr. */
+  readonly stderr: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What failed, sentence case.
+   * @param details The command, the reason, its exit code or signal, and its stderr.
+   */
+  constructor(message: string, details: GitErrorDetails) {
+    super(message, { cause: details.cause }, "git_failed");
+    this.args = details.args;
+    this.reason = details.reason;
+    if (details.exitCode !== undefined) this.exitCode = details.exitCode;
+    if (details.signal !== undefined) this.signal = details.signal;
+    this.stderr = details.stderr ?? "";
+  }
+}
+
+/**
+ * A restore target has changes (`git status --porcelain` reports something, untracked files
+ * included), so applying a checkpoint there was refused and nothing was changed.
+ *
+ * @example
+ * ```ts
+ * import { DirtyWorktreeError } from "./errors.ts";
+ * const error = new DirtyWorktreeError("/work/repo", ["src/app.ts", "notes.txt"]);
+ * console.log(error.code, error.paths); // "dirty_worktree" ["src/app.ts", "notes.txt"]
+ * ```
+ */
+export class DirtyWorktreeError extends RunnerError {
+  /** The work tree that was refused. */
+  readonly worktree: string;
+  /** The first changed paths, as `git status` names them. */
+  readonly paths: readonly string[];
+
+  /**
+   * Creates the error.
+   *
+   * @param worktree The work tree that was refused.
+   * @param paths The first changed paths.
+   */
+  constructor(worktree: string, paths: readonly string[]) {
+    const shown = paths.slice(0, 3).map((path) => `'${path}'`).join(", ");
+    const more = paths.length > 3 ? ` (and ${paths.length - 3} more)` : "";
+    super(
+      `Work tree '${worktree}' has changes: ${shown}${more}; commit, stash or discard them first`,
+      {},
+      "dirty_worktree",
+    );
+    this.worktree = worktree;
+    this.paths = paths;
+  }
+}
+
+/**
+ * A restore target does not have the commit a checkpoint was captured against, so its patch
+ * cannot be applied there (fetch that commit first).
+ *
+ * @example
+ * ```ts
+ * import { BaseCommitMissingError } from "./errors.ts";
+ * const error = new BaseCommitMissingError("/work/repo", "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+ * console.log(error.code); // "base_commit_missing"
+ * ```
+ */
+export class BaseCommitMissingError extends RunnerError {
+  /** The work tree that lacks the commit. */
+  readonly worktree: string;
+  /** The missing commit. */
+  readonly baseCommit: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param worktree The work tree that lacks the commit.
+   * @param baseCommit The missing commit.
+   */
+  constructor(worktree: string, baseCommit: string) {
+    super(
+      `Work tree '${worktree}' does not have base commit '${baseCommit}'; fetch it first`,
+      {},
+      "base_commit_missing",
+    );
+    this.worktree = worktree;
+    this.baseCommit = baseCommit;
   }
 }
