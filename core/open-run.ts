@@ -104,6 +104,7 @@ export async function openRun(
       taskId: request.taskId,
       runsRootDir: runsRoot,
       worktree: request.runtime.worktreePath,
+      runsPath: logPaths.runsRootDir,
       ...(config.git !== undefined ? { git: config.git } : {}),
       ...(request.resumeFrom !== undefined ? { resumeFrom: request.resumeFrom } : {}),
     })

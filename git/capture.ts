@@ -3,8 +3,11 @@
 import { z } from "zod";
 import { RunnerError, ValidationError } from "../core/errors.ts";
 import { parseOrThrow } from "../core/schemas.ts";
+import { diffFromBase, type GitCaptureStats } from "./diff.ts";
 import { alternateObjectDirectories, runGit, type RunGitOptions } from "./exec.ts";
-import { compileExcludes, DEFAULT_GIT_EXCLUDES } from "./patterns.ts";
+import { candidatePathspecs, compileExcludes, DEFAULT_GIT_EXCLUDES } from "./patterns.ts";
+
+export type { GitCaptureStats, GitChangedPath } from "./diff.ts";
 
 /** Options of {@linkcode createGitCapturer}. */
 export interface GitCapturerOptions {
@@ -73,7 +76,8 @@ export type GitExcludeReason =
   | "pattern"
   | "file_size"
   | "directory_size"
-  | "nested_repository";
+  | "nested_repository"
+  | "unreadable";
 
 /** A path left out of a patch, and why. */
 export interface GitExcludedPath {
@@ -99,28 +103,6 @@ export interface GitNestedRepository {
   head?: string;
   /** True for a submodule of the base commit (its recorded commit is in the patch when it moved). */
   submodule: boolean;
-}
-
-/** One changed path of a patch. */
-export interface GitChangedPath {
-  /** Path from the work tree root. */
-  path: string;
-  /** `A` added, `D` deleted, `M` modified, `T` type changed (file, symlink, submodule). */
-  status: string;
-}
-
-/** Size of a patch's change. */
-export interface GitCaptureStats {
-  /** Changed paths. */
-  files: number;
-  /** Lines added in text files. */
-  insertions: number;
-  /** Lines deleted in text files. */
-  deletions: number;
-  /** Changed binary files. */
-  binaryFiles: number;
-  /** The first changed paths (at most `maxListedPaths`), in path order. */
-  paths: GitChangedPath[];
 }
 
 /** One capture: the work tree as a patch against the base commit. */
@@ -186,8 +168,8 @@ const DEFAULTS = {
   timeoutMs: 60_000,
 };
 const MAX_EXCLUDED_LISTED = 1000;
-// Room for the --raw/--numstat part of the diff output read beside the patch.
-const STATS_ALLOWANCE = 4 * 1024 * 1024;
+const MIN_TREES_TO_PACK = 64;
+const REFRESH_EVERY_MS = 60_000;
 
 const positiveInt = z.number().int().positive();
 const GitCapturerOptionsSchema = z.strictObject({
@@ -214,6 +196,7 @@ interface FsModule {
   writeFile(path: string, data: Uint8Array): Promise<void>;
   utimes(path: string, atime: Date, mtime: Date): Promise<void>;
   lstat(path: string): Promise<{ size: number; isFile(): boolean }>;
+  access(path: string, mode: number): Promise<void>;
   readdir(path: string): Promise<string[]>;
   rm(path: string, options: { force: true; recursive?: boolean }): Promise<void>;
   realpath(path: string): Promise<string>;
@@ -221,7 +204,6 @@ interface FsModule {
 interface FileHandle {
   stat(): Promise<{ size: number; atime: Date; mtime: Date }>;
   readFile(): Promise<Uint8Array>;
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<unknown>;
   close(): Promise<void>;
 }
 interface PathModule {
@@ -249,9 +231,14 @@ const decoder = new TextDecoder();
  * it never takes `.git/index.lock` and never races the agent's own git commands. LFS clean
  * filters are turned off, so LFS files are captured as their bytes in the work tree.
  *
+ * A snapshot is one read-only `git ls-files` walk of the work tree against the private index
+ * (about the cost of a `git status`) and, when something changed, `git update-index` of the
+ * changed paths and `git write-tree`; a capture adds `git diff-tree --binary` from the base.
+ *
  * Left out, and listed in each result: paths matching the exclude patterns, new files over
- * `maxUntrackedFileBytes`, new directories with more than `maxUntrackedDirFiles` files, and
- * nested repositories (their path and commit are recorded instead).
+ * `maxUntrackedFileBytes`, new directories with more than `maxUntrackedDirFiles` files, new
+ * files that cannot be read, and nested repositories (their path and commit are recorded
+ * instead). Ignored files are never part of a capture.
  *
  * Calls run one at a time, each within its deadline.
  *
@@ -291,46 +278,39 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
     runGit(args, { cwd: parsed.worktree, timeoutMs: remaining(deadline), ...extra });
 
   const baseRef = parsed.baseRef ?? "HEAD";
-  const [located, resolved, config, listing] = await Promise.all([
-    // --git-path resolves the per-worktree index and the shared object directory of a linked
-    // worktree alike.
-    inWorktree([
-      "rev-parse",
-      "--path-format=absolute",
-      "--show-toplevel",
-      "--git-path",
-      "index",
-      "--git-path",
-      "objects",
-    ], { okExitCodes: [0, 128] }),
-    inWorktree(["rev-parse", `${baseRef}^{commit}`, `${baseRef}^{tree}`], {
-      okExitCodes: [0, 128],
-    }),
+  // --git-path resolves the per-worktree index and the shared object directory of a linked
+  // worktree alike.
+  const locate = ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-path", "index"];
+  locate.push("--git-path", "objects");
+  const [resolved, config, listing] = await Promise.all([
+    inWorktree([...locate, `${baseRef}^{commit}`, `${baseRef}^{tree}`], { okExitCodes: [0, 128] }),
     // LFS (and any filter running git-lfs) goes off; a sparse checkout is seeded differently.
     inWorktree(
       ["config", "-z", "--get-regexp", "^(filter\\..*\\.(clean|process)|core\\.sparsecheckout)$"],
       { okExitCodes: [0, 1, 128] },
     ),
-    inWorktree(["ls-tree", "-r", "-t", "-z", "--full-tree", `${baseRef}^{commit}`], {
+    // Trees only (and submodules): a few thousand entries even for a large repository.
+    inWorktree(["ls-tree", "-r", "-d", "-z", "--full-tree", `${baseRef}^{commit}`], {
       okExitCodes: [0, 128],
     }),
   ]);
-  if (located.exitCode !== 0) {
+  if (resolved.exitCode !== 0 || listing.exitCode !== 0) {
+    // Which one: the directory, or the base?
+    const located = await inWorktree(locate, { okExitCodes: [0, 128] });
+    const field = located.exitCode === 0 ? "baseRef" : "worktree";
     throw new ValidationError(
-      [{ path: "worktree", message: `Is not inside a git work tree: '${parsed.worktree}'` }],
+      [{
+        path: field,
+        message: field === "worktree"
+          ? `Is not inside a git work tree: '${parsed.worktree}'`
+          : `Does not name a commit: '${baseRef}'`,
+      }],
       "Invalid git capture options",
     );
   }
-  const [topLevel, agentIndex, repoObjects] = lines(located.stdout);
+  const [topLevel, agentIndex, repoObjects, baseCommit, baseTree] = lines(resolved.stdout);
   const run = (args: string[], extra: Partial<RunGitOptions> = {}) =>
     runGit(args, { cwd: topLevel, timeoutMs: remaining(deadline), ...extra });
-  if (resolved.exitCode !== 0 || listing.exitCode !== 0) {
-    throw new ValidationError(
-      [{ path: "baseRef", message: `Does not name a commit: '${baseRef}'` }],
-      "Invalid git capture options",
-    );
-  }
-  const [baseCommit, baseTree] = lines(resolved.stdout);
 
   // The private state.
   const stateDir = path.resolve(parsed.stateDir);
@@ -384,46 +364,45 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
     ]),
   ];
 
-  // The base commit's paths: its directories (to tell new directories), its submodules, and its
-  // files that match an exclude pattern (their changes are left out).
-  const matcher = compileExcludes([
-    ...(settings.defaultExcludes === false ? [] : DEFAULT_GIT_EXCLUDES),
-    ...(settings.exclude ?? []),
-  ]);
+  // The base commit's directories (to tell a new directory from a changed one), its trees and
+  // its submodules.
   const baseDirs = new Set<string>();
-  const submodules: string[] = [];
-  const trackedExcluded: { path: string; pattern: string }[] = [];
   const baseTrees = [baseTree];
+  const submodules: string[] = [];
   for (const entry of text(listing.stdout).split("\0")) {
     const tab = entry.indexOf("\t");
     if (tab < 0) continue;
-    if (entry.startsWith("040000 tree ")) {
-      baseTrees.push(entry.slice(12, tab));
-      continue;
-    }
-    const file = entry.slice(tab + 1);
-    if (entry.startsWith("160000 ")) submodules.push(file);
-    const pattern = matcher.match(file);
-    if (pattern !== undefined) trackedExcluded.push({ path: file, pattern });
-    for (let slash = file.lastIndexOf("/"); slash > 0; slash = file.lastIndexOf("/", slash - 1)) {
-      const dir = file.slice(0, slash);
-      if (baseDirs.has(dir)) break;
+    const dir = entry.slice(tab + 1);
+    if (entry.startsWith("160000 ")) submodules.push(dir);
+    else {
       baseDirs.add(dir);
+      baseTrees.push(entry.slice(entry.indexOf(" ", 7) + 1, tab));
     }
   }
+  const patterns = [
+    ...(settings.defaultExcludes === false ? [] : DEFAULT_GIT_EXCLUDES),
+    ...(settings.exclude ?? []),
+  ];
+  const matcher = compileExcludes(patterns);
+  // Files of the base commit that match an exclude pattern (and the pattern): their changes
+  // are left out.
+  const trackedExcluded = new Map<string, string>();
 
   // Seed the private index from the agent's (its stat data spares re-reading unchanged files),
   // then make it the base commit's, keeping stat data where the content matches. Meanwhile,
   // copy the base commit's trees into the private object directory: write-tree trusts a
   // directory's cached tree only when it finds that tree, and writers see no alternates.
   await Promise.all([seedIndex(), packBaseTrees()]);
-  if (sparse) await run(["read-tree", baseCommit], { env: readEnv(baseIndex) });
-  else await fs.copyFile(privateIndex, baseIndex);
 
   async function packBaseTrees(): Promise<void> {
+    // A few trees are cheaper to write again on the first capture than to pack.
+    if (baseTrees.length <= MIN_TREES_TO_PACK) return;
     await fs.mkdir(path.join(privateObjects, "pack"), { recursive: true });
     await run(["pack-objects", "-q", path.join(privateObjects, "pack", "pack")], {
-      env: readEnv(privateIndex),
+      env: {
+        GIT_OBJECT_DIRECTORY: privateObjects,
+        GIT_ALTERNATE_OBJECT_DIRECTORIES: alternateObjectDirectories([repoObjects]),
+      },
       stdin: new TextEncoder().encode(baseTrees.join("\n") + "\n"),
     });
   }
@@ -435,8 +414,12 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
       .some((name) => name.startsWith("sharedindex."));
     // A split index's shared part would be read, and touched, in .git: start from the tree.
     if (!splitIndex) copied = await copyIndex(fs, agentIndex, privateIndex);
-    // A sparse checkout keeps the agent's index as it is: its skip-worktree bits matter.
-    if (copied && sparse) return;
+    if (copied && sparse) {
+      // A sparse checkout keeps the agent's index as it is: its skip-worktree bits matter.
+      await run(["read-tree", baseCommit], { env: readEnv(baseIndex) });
+      await listTrackedExcluded(baseIndex);
+      return;
+    }
     let merged = false;
     if (copied) {
       const result = await run([...configArgs, "read-tree", "-m", baseCommit], {
@@ -448,21 +431,38 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
     if (!merged) {
       await run([...configArgs, "read-tree", baseCommit], { env: readEnv(privateIndex) });
     }
-    // Check "racily clean" entries (files written in the second the agent's index was) once,
-    // by content, without writing objects; add -u would otherwise write each of them again.
-    await run([...configArgs, "update-index", "-q", "--refresh"], {
-      env: writeEnv,
-      okExitCodes: [0, 1],
-    });
+    await Promise.all([
+      // Check "racily clean" entries (files written in the second the agent's index was) once,
+      // by content, without writing objects; add -u would otherwise write each of them again.
+      run([...configArgs, "update-index", "-q", "--refresh"], {
+        env: writeEnv,
+        okExitCodes: [0, 1],
+      }),
+      listTrackedExcluded(privateIndex),
+    ]);
+  }
+
+  /** Lists the base commit's files matching an exclude pattern, from an index holding them. */
+  async function listTrackedExcluded(index: string): Promise<void> {
+    const pathspecs = candidatePathspecs(patterns);
+    if (pathspecs.length === 0) return;
+    const listed = await run(["ls-files", "-z", "--", ...pathspecs], { env: readEnv(index) });
+    for (const file of text(listed.stdout).split("\0")) {
+      const pattern = file === "" ? undefined : matcher.match(file);
+      if (pattern !== undefined) trackedExcluded.set(file, pattern);
+    }
   }
 
   // Paths added to the private index beyond the base commit's: only this capturer adds them.
   let added = new Set<string>();
+  // Base commit's paths staged since (changed or deleted): one that shows up as untracked is a
+  // deleted file back, not a new one.
+  const touchedBase = new Set<string>();
   let lastTree = baseTree;
-  // The private index's trailing checksum when its tree was last written: while it holds, the
-  // tree is the same and write-tree can be skipped.
-  let stagedChecksum: string | undefined;
-  let stagedTree = baseTree;
+  // The private index's tree when it was last written; the index changes only through us. A
+  // sparse checkout's index is the agent's, not the base commit's: its tree is not known yet.
+  let stagedTree: string | undefined = sparse ? undefined : baseTree;
+  let lastRefresh = Date.now();
   let disposed = false;
   let tail: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -484,45 +484,85 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
     // An interrupted command of ours may have left our lock behind; nobody else uses it.
     await fs.rm(`${privateIndex}.lock`, { force: true });
 
-    // New paths (everything not ignored that the base commit lacks), and meanwhile the files
-    // of the private index: changes, deletions, type changes. Files about to be left out may
-    // be staged here; they are removed from the private index below.
-    const pathspecs = ["."];
-    for (const { path: file } of trackedExcluded) pathspecs.push(`:(exclude,literal)${file}`);
-    if (stateRel !== undefined) pathspecs.push(`:(exclude,literal)${stateRel}`);
-    const [others] = await Promise.all([
-      git(["ls-files", "-z", "--others", "--exclude-standard"], { env: readEnv(baseIndex) }),
-      git(
-        [...configArgs, "add", "-u", "--pathspec-from-file=-", "--pathspec-file-nul"],
-        { env: writeEnv, stdin: nulList(pathspecs) },
-      ),
-    ]);
+    // Files touched but unchanged are compared by content at each walk until their stat data
+    // is refreshed in the index: refresh it now and then (a mass touch, e.g. a checkout).
+    if (Date.now() - lastRefresh > REFRESH_EVERY_MS) {
+      await git([...configArgs, "update-index", "-q", "--refresh"], {
+        env: writeEnv,
+        okExitCodes: [0, 1],
+      });
+      lastRefresh = Date.now();
+    }
+
+    // One read-only walk against the private index (the base commit's files plus the new files
+    // added so far): what changed or went, and what it lacks. Tags: C changed (deleted files
+    // too), R deleted, ? untracked; a nested repository is one `dir/` entry.
+    const listed = await git([
+      ...configArgs,
+      "ls-files",
+      "-z",
+      "-t",
+      "--others",
+      "--modified",
+      "--deleted",
+      "--exclude-standard",
+    ], { env: readEnv(privateIndex) });
+    const changed = new Set<string>();
+    const deleted = new Set<string>();
+    const untracked: string[] = [];
+    for (const record of text(listed.stdout).split("\0")) {
+      if (record.length < 3) continue;
+      const file = record.slice(2);
+      if (stateRel !== undefined && (file === stateRel || file.startsWith(`${stateRel}/`))) {
+        continue;
+      }
+      if (record[0] === "?") untracked.push(file);
+      else if (record[0] === "C") changed.add(file);
+      else if (record[0] === "R") {
+        changed.add(file);
+        deleted.add(file);
+      }
+    }
+
     const excluded: GitExcludedPath[] = [];
     const nested: string[] = [];
+    // Base commit's paths to stage as they are now (never left out, but for the patterns).
+    const update: string[] = [];
+    for (const file of changed) {
+      if (added.has(file)) continue; // a new file: judged below
+      const pattern = trackedExcluded.get(file);
+      if (pattern !== undefined) {
+        excluded.push({ path: file, reason: "pattern", pattern, tracked: true });
+        continue;
+      }
+      update.push(file);
+      touchedBase.add(file);
+    }
+    // New files (absent from the base commit): those untracked, and those added before.
+    const candidates: string[] = [];
+    for (const file of untracked) {
+      if (file.endsWith("/")) {
+        nested.push(file.slice(0, -1));
+        excluded.push({ path: file, reason: "nested_repository" });
+      } else if (touchedBase.has(file)) update.push(file);
+      else candidates.push(file);
+    }
+    for (const file of added) if (!deleted.has(file)) candidates.push(file);
+
     const groups = new Map<string, string[]>();
     const loose: string[] = [];
-    for (const entry of text(others.stdout).split("\0")) {
-      if (entry === "") continue;
-      if (stateRel !== undefined && (entry === stateRel || entry.startsWith(`${stateRel}/`))) {
-        continue;
-      }
-      if (entry.endsWith("/")) {
-        // git lists a directory holding a .git as one entry: a nested repository.
-        nested.push(entry.slice(0, -1));
-        excluded.push({ path: entry, reason: "nested_repository" });
-        continue;
-      }
-      const pattern = matcher.match(entry);
+    for (const file of candidates) {
+      const pattern = matcher.match(file);
       if (pattern !== undefined) {
-        excluded.push({ path: entry, reason: "pattern", pattern });
+        excluded.push({ path: file, reason: "pattern", pattern });
         continue;
       }
-      const dir = topNewDirectory(entry, baseDirs);
-      if (dir === undefined) loose.push(entry);
+      const dir = topNewDirectory(file, baseDirs);
+      if (dir === undefined) loose.push(file);
       else {
         const files = groups.get(dir);
-        if (files === undefined) groups.set(dir, [entry]);
-        else files.push(entry);
+        if (files === undefined) groups.set(dir, [file]);
+        else files.push(file);
       }
     }
     for (const [dir, files] of groups) {
@@ -530,122 +570,43 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
         excluded.push({ path: `${dir}/`, reason: "directory_size", files: files.length });
       } else loose.push(...files);
     }
-    const included: string[] = [];
-    const sizes = await lstatAll(fs, topLevel, loose, path);
-    for (let i = 0; i < loose.length; i++) {
-      const stat = sizes[i];
-      if (stat === undefined) continue; // gone since it was listed
-      if (stat.isFile && stat.size > settings.maxUntrackedFileBytes) {
-        excluded.push({ path: loose[i], reason: "file_size", bytes: stat.size });
-      } else included.push(loose[i]);
+    // Size and readability of the new files that are new or changed since the last tick.
+    const fresh = loose.filter((file) => !added.has(file) || changed.has(file));
+    const infos = await lstatAll(fs, topLevel, fresh, path, added);
+    const included = new Set(loose);
+    for (let i = 0; i < fresh.length; i++) {
+      const info = infos[i];
+      if (info === undefined) included.delete(fresh[i]); // gone since it was listed
+      else if (info.isFile && info.size > settings.maxUntrackedFileBytes) {
+        excluded.push({ path: fresh[i], reason: "file_size", bytes: info.size });
+        included.delete(fresh[i]);
+      } else if (!info.readable) {
+        // git would stop at it, and every capture after it.
+        excluded.push({ path: fresh[i], reason: "unreadable" });
+        included.delete(fresh[i]);
+      }
     }
 
-    const keep = new Set(included);
-    const remove = [...added].filter((file) => !keep.has(file));
+    const remove = [...added].filter((file) => !included.has(file));
+    for (const file of fresh) if (included.has(file)) update.push(file);
     if (remove.length > 0) {
       await git([...configArgs, "update-index", "--force-remove", "-z", "--stdin"], {
         env: writeEnv,
         stdin: nulList(remove),
       });
     }
-    const fresh = included.filter((file) => !added.has(file));
-    if (fresh.length > 0) {
+    if (update.length > 0) {
       await git(
         [...configArgs, "update-index", "--add", "--remove", "--replace", "-z", "--stdin"],
-        { env: writeEnv, stdin: nulList(fresh) },
+        { env: writeEnv, stdin: nulList(update) },
       );
     }
-    added = keep;
-    const checksum = await indexChecksum(fs, privateIndex);
-    if (checksum === undefined || checksum !== stagedChecksum) {
+    added = included;
+    if (stagedTree === undefined || remove.length > 0 || update.length > 0) {
       const written = await git([...configArgs, "write-tree", "--missing-ok"], { env: writeEnv });
       stagedTree = text(written.stdout).trim();
-      // write-tree may have rewritten the index to store its cache-tree.
-      stagedChecksum = await indexChecksum(fs, privateIndex);
     }
     return { tree: stagedTree, excluded, nested };
-  }
-
-  async function diff(
-    tree: string,
-    callDeadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<
-    { patch?: Uint8Array; patchBytes: number; truncated: boolean; stats: GitCaptureStats }
-  > {
-    const git = (args: string[], extra: Partial<RunGitOptions> = {}) =>
-      runGit(args, { cwd: topLevel, timeoutMs: remaining(callDeadline), signal, ...extra });
-    const common = [
-      "diff-tree",
-      "-r",
-      "-z",
-      "--raw",
-      "--numstat",
-      "--no-renames",
-      "--no-ext-diff",
-      "--no-textconv",
-      "--ignore-submodules=none",
-    ];
-    const out = await git(
-      [
-        ...common,
-        "--binary",
-        "--full-index",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-        baseCommit,
-        tree,
-      ],
-      { env: readEnv(privateIndex), maxStdoutBytes: settings.maxPatchBytes + STATS_ALLOWANCE },
-    );
-    let bytes = out.stdout;
-    let boundary = findDoubleNul(bytes);
-    let patch: Uint8Array | undefined;
-    let patchBytes = 0;
-    let truncated = false;
-    if (bytes.byteLength === 0) patch = new Uint8Array(0);
-    else if (boundary >= 0) {
-      patchBytes = bytes.byteLength - boundary - 2;
-      if (out.truncated || patchBytes > settings.maxPatchBytes) truncated = true;
-      else patch = bytes.slice(boundary + 2);
-    } else if (!out.truncated) {
-      // Stats without a patch section (nothing git can show as a patch).
-      patch = new Uint8Array(0);
-      boundary = bytes.byteLength;
-    } else {
-      // The stats alone outgrew their allowance: read them without the patch.
-      truncated = true;
-      patchBytes = settings.maxPatchBytes + 1;
-      bytes = (await git([...common, baseCommit, tree], { env: readEnv(privateIndex) })).stdout;
-      boundary = bytes.byteLength;
-    }
-    if (truncated) patchBytes = Math.max(patchBytes, settings.maxPatchBytes + 1);
-    const stats = parseStats(text(bytes.subarray(0, Math.max(0, boundary))));
-    stats.paths = stats.paths.slice(0, settings.maxListedPaths);
-    return { ...(patch !== undefined ? { patch } : {}), patchBytes, truncated, stats };
-  }
-
-  async function trackedExcludedChanges(
-    callDeadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<GitExcludedPath[]> {
-    if (trackedExcluded.length === 0) return [];
-    const patterns = new Map(trackedExcluded.map((entry) => [entry.path, entry.pattern]));
-    // Few paths: name them; many: list every changed file and keep theirs.
-    const pathspecs = trackedExcluded.length <= 200
-      ? ["--", ...trackedExcluded.map((entry) => `:(literal)${entry.path}`)]
-      : [];
-    const changed = await runGit(
-      ["diff-files", "--name-only", "-z", ...pathspecs],
-      { cwd: topLevel, env: readEnv(privateIndex), timeoutMs: remaining(callDeadline), signal },
-    );
-    const files = text(changed.stdout).split("\0").filter((file) => patterns.has(file));
-    return files.map((file) => ({
-      path: file,
-      reason: "pattern" as const,
-      pattern: patterns.get(file) ?? "",
-      tracked: true,
-    }));
   }
 
   async function nestedRepositories(nested: string[]): Promise<GitNestedRepository[]> {
@@ -706,13 +667,21 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
         const signal = callOptions.signal;
         const staged = await stage(callDeadline, signal);
         if (staged.tree === lastTree && !callOptions.force) return undefined;
-        const [diffed, head, trackedChanges, nested] = await Promise.all([
-          diff(staged.tree, callDeadline, signal),
+        const [diffed, head, nested] = await Promise.all([
+          diffFromBase({
+            cwd: topLevel,
+            env: readEnv(privateIndex),
+            baseCommit,
+            tree: staged.tree,
+            maxPatchBytes: settings.maxPatchBytes,
+            maxListedPaths: settings.maxListedPaths,
+            timeoutMs: remaining(callDeadline),
+            signal,
+          }),
           readHead(topLevel),
-          trackedExcludedChanges(callDeadline, signal),
           nestedRepositories(staged.nested),
         ]);
-        const excluded = [...trackedChanges, ...staged.excluded]
+        const excluded = staged.excluded
           .sort((a, b) => compare(a.path, b.path))
           .slice(0, MAX_EXCLUDED_LISTED);
         const result: GitCaptureResult = {
@@ -771,28 +740,6 @@ async function copyIndex(fs: FsModule, from: string, to: string): Promise<boolea
   }
 }
 
-/**
- * The hex trailer of an index file (the hash of everything before it), or `undefined` when it
- * cannot be read or is all zeros (`index.skipHash`).
- */
-async function indexChecksum(fs: FsModule, file: string): Promise<string | undefined> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await fs.open(file, "r");
-    const { size } = await handle.stat();
-    // SHA-1 repositories end the index with 20 bytes, SHA-256 ones with 32: read 32.
-    if (size < 64) return undefined;
-    const trailer = new Uint8Array(32);
-    await handle.read(trailer, 0, 32, size - 32);
-    if (trailer.subarray(12).every((byte) => byte === 0)) return undefined;
-    return `${size}:${Array.from(trailer, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-  } catch {
-    return undefined;
-  } finally {
-    await handle?.close();
-  }
-}
-
 /** The topmost directory of `file` that the base commit lacks, if any. */
 function topNewDirectory(file: string, baseDirs: ReadonlySet<string>): string | undefined {
   for (let slash = file.indexOf("/"); slash > 0; slash = file.indexOf("/", slash + 1)) {
@@ -802,20 +749,37 @@ function topNewDirectory(file: string, baseDirs: ReadonlySet<string>): string | 
   return undefined;
 }
 
+interface FileInfo {
+  size: number;
+  isFile: boolean;
+  readable: boolean;
+}
+
+/**
+ * Size and type of each file (`undefined` when gone); files not in `known` are also checked
+ * for readability.
+ */
 async function lstatAll(
   fs: FsModule,
   root: string,
   files: readonly string[],
   path: PathModule,
-): Promise<({ size: number; isFile: boolean } | undefined)[]> {
-  const out: ({ size: number; isFile: boolean } | undefined)[] = new Array(files.length);
+  known: ReadonlySet<string>,
+): Promise<(FileInfo | undefined)[]> {
+  const out: (FileInfo | undefined)[] = new Array(files.length);
   const width = 64;
   for (let start = 0; start < files.length; start += width) {
     await Promise.all(
       files.slice(start, start + width).map(async (file, i) => {
         try {
-          const stat = await fs.lstat(path.join(root, file));
-          out[start + i] = { size: stat.size, isFile: stat.isFile() };
+          const full = path.join(root, file);
+          const stat = await fs.lstat(full);
+          const isFile = stat.isFile();
+          let readable = true;
+          if (isFile && !known.has(file)) {
+            readable = await fs.access(full, READABLE).then(() => true, () => false);
+          }
+          out[start + i] = { size: stat.size, isFile, readable };
         } catch {
           out[start + i] = undefined;
         }
@@ -825,42 +789,7 @@ async function lstatAll(
   return out;
 }
 
-function parseStats(prefix: string): GitCaptureStats {
-  const stats: GitCaptureStats = {
-    files: 0,
-    insertions: 0,
-    deletions: 0,
-    binaryFiles: 0,
-    paths: [],
-  };
-  const tokens = prefix.split("\0");
-  for (let i = 0; i < tokens.length; i++) {
-    const token = tokens[i];
-    if (token.startsWith(":")) {
-      const file = tokens[++i] ?? "";
-      stats.files++;
-      stats.paths.push({ path: file, status: token.slice(token.lastIndexOf(" ") + 1) });
-      continue;
-    }
-    const match = /^(-|\d+)\t(-|\d+)\t/.exec(token);
-    if (match === null) continue;
-    if (match[1] === "-") stats.binaryFiles++;
-    else {
-      stats.insertions += Number(match[1]);
-      stats.deletions += Number(match[2]);
-    }
-  }
-  return stats;
-}
-
-function findDoubleNul(bytes: Uint8Array): number {
-  let i = bytes.indexOf(0);
-  while (i >= 0 && i + 1 < bytes.byteLength) {
-    if (bytes[i + 1] === 0) return i;
-    i = bytes.indexOf(0, i + 1);
-  }
-  return -1;
-}
+const READABLE = 4; // fs.constants.R_OK
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(

@@ -574,6 +574,8 @@ export async function prepareRunGit(options: {
   worktree: string;
   git?: GitCheckpointConfig;
   resumeFrom?: { runId: string; seq?: number };
+  /** Where the runs are written, when on this machine's disk: left out of captures. */
+  runsPath?: string;
 }): Promise<RunGit> {
   const result: RunGit = {
     async dispose() {
@@ -623,6 +625,7 @@ export async function prepareRunGit(options: {
     stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "baa-git-"));
     try {
       const git = options.git;
+      const runsExclude = await runsDirExclude(options.worktree, options.runsPath);
       result.capturer = await createGitCapturer({
         worktree: options.worktree,
         stateDir,
@@ -631,7 +634,7 @@ export async function prepareRunGit(options: {
           : git.baseRef !== undefined
           ? { baseRef: git.baseRef }
           : {}),
-        exclude: git.exclude,
+        exclude: runsExclude === undefined ? git.exclude : [...git.exclude, runsExclude],
         defaultExcludes: git.defaultExcludes,
         ...(git.maxPatchBytes !== undefined ? { maxPatchBytes: git.maxPatchBytes } : {}),
         ...(git.maxUntrackedFileBytes !== undefined
@@ -648,6 +651,29 @@ export async function prepareRunGit(options: {
     }
   }
   return result;
+}
+
+/**
+ * The exclude pattern of a runs directory inside the worktree (the default filesystem storage
+ * writes `<repoRoot>/runs`): without it every tick would see the run's own logs change.
+ */
+async function runsDirExclude(
+  worktree: string,
+  runsPath: string | undefined,
+): Promise<string | undefined> {
+  if (runsPath === undefined || !runsPath.startsWith("/")) return undefined;
+  const [{ runGit }, fs] = await Promise.all([import("./exec.ts"), import("node:fs/promises")]);
+  const top = new TextDecoder().decode(
+    (await runGit(["rev-parse", "--show-toplevel"], { cwd: worktree, okExitCodes: [0, 128] }))
+      .stdout,
+  ).trim();
+  if (top === "") return undefined;
+  const runs = await fs.realpath(runsPath).catch(() => runsPath);
+  const root = await fs.realpath(top).catch(() => top);
+  if (runs !== root && !runs.startsWith(`${root}/`)) return undefined;
+  const relative = runs.slice(root.length + 1);
+  // The whole worktree as the runs folder would exclude everything: leave that to the caller.
+  return relative === "" ? undefined : `/${relative}/`;
 }
 
 /**

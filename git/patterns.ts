@@ -59,6 +59,10 @@ interface CompiledPattern {
   negated: boolean;
   /** Tested against the whole `/`-separated path. */
   regex: RegExp;
+  /** For a pattern without a slash: the glob alone, anchored, to test one path component. */
+  name?: string;
+  /** For a pattern with a slash: its whole-path regex source. */
+  path?: string;
 }
 
 /** Tells which exclude pattern, if any, leaves a path out. */
@@ -87,12 +91,33 @@ export interface PathMatcher {
  */
 export function compileExcludes(patterns: readonly string[]): PathMatcher {
   const compiled = patterns.map(compilePattern).filter((p): p is CompiledPattern => p !== null);
-  const positive = compiled.filter((p) => !p.negated).map((p) => p.regex.source);
-  // One test rules out most paths; the ordered walk runs only on a hit.
-  const any = positive.length === 0 ? /$^/ : new RegExp(positive.join("|"));
+  const positive = compiled.filter((p) => !p.negated);
+  // Quick tests rule out most paths; the ordered walk runs only on a hit. Name patterns are
+  // tested on each component (directory names repeat: their answers are kept).
+  const names = positive.flatMap((p) => p.name === undefined ? [] : [p.name]);
+  const paths = positive.flatMap((p) => p.path === undefined ? [] : [p.path]);
+  const anyName = names.length === 0 ? undefined : new RegExp(`^(?:${names.join("|")})$`);
+  const anyPath = paths.length === 0 ? undefined : new RegExp(paths.join("|"));
+  const directories = new Map<string, boolean>();
+  const mayMatch = (path: string): boolean => {
+    if (anyPath?.test(path)) return true;
+    if (anyName === undefined) return false;
+    let start = 0;
+    for (let slash = path.indexOf("/"); slash >= 0; slash = path.indexOf("/", start)) {
+      const dir = path.slice(start, slash);
+      let hit = directories.get(dir);
+      if (hit === undefined) {
+        hit = anyName.test(dir);
+        if (directories.size < 100_000) directories.set(dir, hit);
+      }
+      if (hit) return true;
+      start = slash + 1;
+    }
+    return anyName.test(path.slice(start));
+  };
   return {
     match(path) {
-      if (!any.test(path)) return undefined;
+      if (!mayMatch(path)) return undefined;
       let result: string | undefined;
       for (const pattern of compiled) {
         if (pattern.regex.test(path)) result = pattern.negated ? undefined : pattern.source;
@@ -113,10 +138,17 @@ function compilePattern(line: string): CompiledPattern | null {
   // The pattern names the path itself or one of its directories: after the match comes the
   // end or a slash (a directory-only pattern needs the slash).
   const tail = directoryOnly ? "/" : "(?:/|$)";
-  const body = text.includes("/")
-    ? `^${globToRegex(text.replace(/^\/+/, ""))}`
-    : `(?:^|/)${globToRegex(text)}`;
-  return { source: line.trim(), negated, regex: new RegExp(`(?:${body}${tail})`) };
+  const source = line.trim();
+  if (text.includes("/")) {
+    const body = `^${globToRegex(text.replace(/^\/+/, ""))}${tail}`;
+    return { source, negated, regex: new RegExp(body), path: `(?:${body})` };
+  }
+  const glob = globToRegex(text);
+  const regex = new RegExp(`(?:^|/)${glob}${tail}`);
+  // A directory-only name pattern cannot match the last component: test it on paths only.
+  return directoryOnly
+    ? { source, negated, regex, path: `(?:(?:^|/)${glob}/)` }
+    : { source, negated, regex, name: glob };
 }
 
 function globToRegex(glob: string): string {
@@ -157,4 +189,29 @@ function globToRegex(glob: string): string {
 
 function escapeRegex(c: string): string {
   return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
+}
+
+/**
+ * Git pathspecs matching at least every path the patterns exclude (`!` patterns are ignored),
+ * so git can narrow a listing before {@linkcode PathMatcher.match} decides.
+ *
+ * @param patterns The patterns, as given to {@linkcode compileExcludes}.
+ * @returns `:(glob)` pathspecs; empty when no pattern excludes anything.
+ *
+ * @example
+ * ```ts
+ * import { candidatePathspecs } from "./patterns.ts";
+ * const pathspecs = candidatePathspecs(["*.pem", "!ok.pem"]);
+ * console.log(pathspecs.length); // 2: the files, and everything under such a directory
+ * ```
+ */
+export function candidatePathspecs(patterns: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of patterns) {
+    const text = line.trim().replace(/\/+$/, "");
+    if (text === "" || text.startsWith("#") || text.startsWith("!")) continue;
+    const glob = text.includes("/") ? text.replace(/^\/+/, "") : `**/${text}`;
+    out.push(`:(glob)${glob}`, `:(glob)${glob}/**`);
+  }
+  return out;
 }

@@ -107,37 +107,42 @@ export async function applyGitPatch(options: ApplyGitPatchOptions): Promise<Appl
       ...extra,
     });
 
-  let located: string[];
-  try {
-    located = text(
-      (await git([
-        "rev-parse",
-        "--path-format=absolute",
-        "--show-toplevel",
-        "--git-path",
-        "index",
-        "--git-path",
-        "objects",
-      ], { cwd: parsed.worktree })).stdout,
-    ).split("\n").filter((line) => line !== "");
-  } catch {
-    throw new ValidationError(
+  const locate = ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-path", "index"];
+  locate.push("--git-path", "objects");
+  const notAWorktree = () =>
+    new ValidationError(
       [{ path: "worktree", message: `Is not inside a git work tree: '${parsed.worktree}'` }],
       "Invalid git restore options",
     );
-  }
-  const [topLevel, indexPath, objectsPath] = located;
-
-  const [base, status] = await Promise.all([
-    git(["rev-parse", "--verify", "-q", `${parsed.baseCommit}^{commit}`], {
-      cwd: topLevel,
-      okExitCodes: [0, 1, 128],
-    }),
-    git(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], {
-      cwd: topLevel,
-    }),
+  const inWorktree = (args: string[]) =>
+    git(args, { cwd: parsed.worktree, okExitCodes: [0, 128] }).catch(async (error) => {
+      // A missing directory cannot be a work tree; anything else is git's failure.
+      const fs = await import("node:fs/promises") as unknown as {
+        stat(path: string): Promise<unknown>;
+      };
+      if (await fs.stat(parsed.worktree).then(() => false, () => true)) throw notAWorktree();
+      throw error;
+    });
+  const [location, status] = await Promise.all([
+    inWorktree([...locate, `${parsed.baseCommit}^{commit}`]),
+    // Porcelain paths are relative to the top level, wherever it runs.
+    inWorktree([
+      "status",
+      "--porcelain=v1",
+      "-z",
+      "--untracked-files=all",
+      "--ignore-submodules=none",
+    ]),
   ]);
-  if (base.exitCode !== 0) throw new BaseCommitMissingError(topLevel, parsed.baseCommit);
+  if (location.exitCode !== 0) {
+    // Which one: the directory, or the commit?
+    const located = await inWorktree(locate);
+    if (located.exitCode !== 0) throw notAWorktree();
+    const topLevel = text(located.stdout).split("\n")[0];
+    throw new BaseCommitMissingError(topLevel, parsed.baseCommit);
+  }
+  const [topLevel, indexPath, objectsPath] = text(location.stdout).split("\n");
+  if (status.exitCode !== 0) throw notAWorktree();
   const dirty = statusPaths(text(status.stdout));
   if (dirty.length > 0) throw new DirtyWorktreeError(topLevel, dirty);
 
@@ -184,7 +189,7 @@ export async function applyGitPatch(options: ApplyGitPatchOptions): Promise<Appl
       // git apply is all or nothing: find the files it refused and apply the rest.
       const sections = splitPatch(patch);
       const failing = sections.filter((section) => refused(applied.stderr, section.path));
-      if (failing.length === 0 || failing.length === sections.length && round === MAX_ROUNDS - 1) {
+      if (failing.length === 0) {
         throw new GitError(`The patch could not be applied to '${topLevel}'; nothing was changed`, {
           args: ["apply", "--3way"],
           reason: "exit",

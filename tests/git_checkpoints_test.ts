@@ -201,6 +201,25 @@ describe("git checkpoints through runStep", () => {
     });
   });
 
+  it("leaves the run's own logs out when runs are written inside the worktree (not ignored)", async () => {
+    await withTempDir("gitcp-", async (root) => {
+      const { agent } = await createRepos(root, (dir) => put(dir, "a.txt", "a\n"));
+      // The filesystem default: runs under <repoRoot>/runs, here the worktree itself.
+      const result = await runStep(request(agent), {
+        async execute(_run, context) {
+          for (let i = 0; i < 5; i++) {
+            await context.stdout(`line ${i}\n`);
+            await sleep(150);
+          }
+          return { ok: true, outcome: "completed", summary: "printed, changed nothing" };
+        },
+      });
+      assert.equal(result.outcome, "completed");
+      const storage = createFsStorage({ root: agent });
+      assert.deepEqual(await gitRecords(storage), [], "no checkpoint of the run's own logs");
+    });
+  });
+
   it("keepPatches deletes older patches; their records stay and say so", async () => {
     await withTempDir("gitcp-", async (root) => {
       const { agent } = await setup(root);

@@ -32,6 +32,9 @@ export function agentEnv(): Record<string, string> {
     GIT_COMMITTER_NAME: "Agent",
     GIT_COMMITTER_EMAIL: "agent@example.com",
     LC_ALL: "C",
+    // As runGit() does: glibc heap churn is slow in VMs.
+    MALLOC_TRIM_THRESHOLD_: "134217728",
+    MALLOC_TOP_PAD_: "16777216",
   };
 }
 
