@@ -12,6 +12,7 @@ import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { createFsStorage, createMemoryStorage, createProcessExecutor, runStep } from "../mod.ts";
+import { benchRequest } from "./_harness.ts";
 
 const [scenario, source, sizeArg] = process.argv.slice(2);
 const SIZE = Number(sizeArg);
@@ -30,19 +31,7 @@ interface DenoApi {
   };
 }
 
-function request(root: string, runId = "run-1") {
-  return {
-    taskId: "bench",
-    stepId: "step",
-    stepName: "Bench",
-    stepKind: "bench",
-    runId,
-    attempt: 1,
-    workerKind: "script",
-    timeoutSec: 600,
-    runtime: { repoRoot: root, worktreePath: root },
-  };
-}
+const request = benchRequest;
 
 /** Peak RSS sampled every 10 ms. */
 function sampler(): () => number {

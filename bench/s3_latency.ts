@@ -18,7 +18,7 @@ import { createS3Storage, readRun, readRunLog, runStep } from "../mod.ts";
 import type { RunStorage, StepExecutionRequest, WorkerExecutor } from "../mod.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "../tests/s3/bucket.ts";
 import { rgwEnv } from "../tests/s3/rgw_env.ts";
-import { loadAverage, median, numberArg, printTable } from "./_harness.ts";
+import { benchRequest, loadAverage, median, numberArg, printTable } from "./_harness.ts";
 
 const REPS = numberArg("--reps", 5);
 const DELAY_MS = numberArg("--delay", 25);
@@ -121,17 +121,7 @@ function roundTrips(exchanges: readonly Exchange[]): number {
 }
 
 function request(runId: string): StepExecutionRequest {
-  return {
-    taskId: "bench",
-    stepId: "step",
-    stepName: "Bench",
-    stepKind: "bench",
-    runId,
-    attempt: 1,
-    workerKind: "script",
-    timeoutSec: 600,
-    runtime: { repoRoot: "/repo", worktreePath: "/repo" },
-  };
+  return benchRequest("/repo", runId);
 }
 
 const trivial: WorkerExecutor = {
