@@ -93,3 +93,18 @@ export function handOver(bytes: Uint8Array): Uint8Array {
 export function isHandedOver(bytes: Uint8Array): boolean {
   return handedOver.has(bytes);
 }
+
+/**
+ * Hex SHA-256 of bytes, with WebCrypto.
+ *
+ * @param data The bytes.
+ * @returns The lowercase hex digest.
+ */
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>),
+  );
+  let hex = "";
+  for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}

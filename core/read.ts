@@ -245,7 +245,11 @@ export async function readRunLog(
   return decoder.decode(await readRunLogBytes(storage, ref, channel));
 }
 
-function parseEvents(text: string): WorkerLifecycleLogEntry[] {
+/**
+ * The lifecycle entries of a `worker.log` text, in order; a torn last line (a killed writer) is
+ * left out.
+ */
+export function parseEvents(text: string): WorkerLifecycleLogEntry[] {
   const events: WorkerLifecycleLogEntry[] = [];
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue;

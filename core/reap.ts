@@ -4,12 +4,12 @@
 
 import type { RunStorage } from "../storage/types.ts";
 import { guardStorage } from "../storage/guard.ts";
-import { encodeText } from "./bytes.ts";
+import { concatBytes, encodeText } from "./bytes.ts";
 import { isPreconditionFailed, NotFoundError, ValidationError } from "./errors.ts";
 import { createRunKeys, logKey, normalizePrefix } from "./layout.ts";
 import { renderLifecycleLine } from "./log-session.ts";
 import { listRuns } from "./list.ts";
-import { type RunLiveness, runLiveness, type RunRef } from "./read.ts";
+import { parseEvents, type RunLiveness, runLiveness, type RunRef } from "./read.ts";
 import { IdSchema, parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
 import { composeLog, deleteKeys, listSegments } from "./segments.ts";
 import type {
@@ -84,19 +84,6 @@ function parseJson(bytes: Uint8Array | undefined): unknown {
   } catch {
     return undefined;
   }
-}
-
-function parseEvents(bytes: Uint8Array): WorkerLifecycleLogEntry[] {
-  const events: WorkerLifecycleLogEntry[] = [];
-  for (const line of decoder.decode(bytes).split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      events.push(JSON.parse(line) as WorkerLifecycleLogEntry);
-    } catch {
-      // a torn last line from the killed writer
-    }
-  }
-  return events;
 }
 
 /** A log as the reaper finds it: its whole object when composed, else its segments. */
@@ -244,9 +231,7 @@ export async function reapRun(
 
   const logs = await Promise.all(CHANNELS.map((channel) => findLog(store, keys, channel)));
   const worker = logs[2];
-  const events = parseEvents(
-    worker.whole ?? concat(worker.segmentBytes),
-  );
+  const events = parseEvents(decoder.decode(worker.whole ?? concatBytes(worker.segmentBytes)));
   const lastSeq = Math.max(state?.lastEventSeq ?? 0, ...events.map((e) => e.seq ?? 0));
   const terminal = [...events].reverse().find((event) => TERMINAL[event.type] !== undefined);
 
@@ -282,7 +267,7 @@ export async function reapRun(
     if (found.whole !== undefined) {
       if (extra !== undefined) {
         if (store.append) await store.append(found.key, extra);
-        else await store.write(found.key, concat([found.whole, extra]));
+        else await store.write(found.key, concatBytes([found.whole, extra]));
       }
     } else if (found.segments.length > 0 || !store.append) {
       await composeLog(store, found.key, found.segments, { extra });
@@ -353,16 +338,6 @@ function abandonedEvent(
 
 function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + "\n";
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }
 
 /**

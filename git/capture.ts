@@ -1,6 +1,7 @@
 // Captures a git work tree as a binary patch against a base commit, without writing to its .git.
 
 import { z } from "zod";
+import { sha256Hex } from "../core/bytes.ts";
 import { RunnerError, ValidationError } from "../core/errors.ts";
 import { parseOrThrow } from "../core/schemas.ts";
 import { diffFromBase, type GitCaptureStats } from "./diff.ts";
@@ -790,13 +791,6 @@ async function lstatAll(
 }
 
 const READABLE = 4; // fs.constants.R_OK
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
-  );
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 function nulList(paths: readonly string[]): Uint8Array {
   return new TextEncoder().encode(paths.map((p) => `${p}\0`).join(""));

@@ -4,7 +4,7 @@
 
 import type { RunStorage } from "../storage/types.ts";
 import { guardStorage } from "../storage/guard.ts";
-import { concatBytes } from "../core/bytes.ts";
+import { concatBytes, sha256Hex } from "../core/bytes.ts";
 import type { CheckpointRecord } from "../core/checkpoints.ts";
 import {
   CheckpointConflictError,
@@ -134,14 +134,6 @@ async function transform(
   }
   await written;
   return concatBytes(parts);
-}
-
-/** Hex SHA-256 with WebCrypto. */
-export async function sha256Hex(data: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>),
-  );
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The patch key beside a record key. */

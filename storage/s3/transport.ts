@@ -4,7 +4,7 @@
 import { AwsClient } from "aws4fetch";
 import { StorageError } from "../../core/errors.ts";
 import type { StorageErrorCode } from "../../core/errors.ts";
-import { sha256Hex } from "./encoding.ts";
+import { sha256Hex } from "../../core/bytes.ts";
 import { parseErrorDocument } from "./xml.ts";
 
 /** The adapter's name in errors. */
