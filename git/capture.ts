@@ -590,6 +590,9 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
 
     const remove = [...added].filter((file) => !included.has(file));
     for (const file of fresh) if (included.has(file)) update.push(file);
+    // The cached tree is stale from the moment the index may change: a command stopped at its
+    // deadline can still have written the index, and the next stage must not trust the cache.
+    if (remove.length > 0 || update.length > 0) stagedTree = undefined;
     if (remove.length > 0) {
       await git([...configArgs, "update-index", "--force-remove", "-z", "--stdin"], {
         env: writeEnv,
@@ -603,7 +606,7 @@ export async function createGitCapturer(options: GitCapturerOptions): Promise<Gi
       );
     }
     added = included;
-    if (stagedTree === undefined || remove.length > 0 || update.length > 0) {
+    if (stagedTree === undefined) {
       const written = await git([...configArgs, "write-tree", "--missing-ok"], { env: writeEnv });
       stagedTree = text(written.stdout).trim();
     }
