@@ -66,6 +66,14 @@ export type {
   SkippedRun,
 } from "./core/retention.ts";
 export type { FollowRunLogOptions, RunChange, WatchRunOptions } from "./core/follow.ts";
+export { followRunOutput, readRunOutput } from "./core/output.ts";
+export type {
+  FollowRunOutputOptions,
+  ReadRunOutputOptions,
+  RunOutputChunk,
+  RunOutputEvent,
+  RunOutputItem,
+} from "./core/output.ts";
 export {
   BaseCommitMissingError,
   CheckpointConflictError,
@@ -104,6 +112,7 @@ export type {
 export type { RunnerSchema, SchemaParseResult } from "./core/schemas.ts";
 export {
   IdSchema,
+  OutputIndexEntrySchema,
   RunMetadataSchema,
   RunStateSnapshotSchema,
   StepExecutionRequestSchema,

@@ -265,8 +265,13 @@ export class RunStaleError extends RunnerError {
   readonly taskId: string;
   /** Run id of the stale run. */
   readonly runId: string;
-  /** Bytes of the log delivered before the run was found stale (the next `from`). */
+  /**
+   * Bytes of the log delivered before the run was found stale (the next `from`); for
+   * `followRunOutput`, the offset reached in the output index.
+   */
   readonly offset: number;
+  /** From `followRunOutput`: the cursor after the last item delivered (the next `from`). */
+  readonly cursor?: string;
   /** The run's last heartbeat (`state.json` `updatedAt`), when it has a state. */
   readonly updatedAt?: string;
 
@@ -275,12 +280,12 @@ export class RunStaleError extends RunnerError {
    *
    * @param taskId Task id of the run.
    * @param runId Run id of the run.
-   * @param details Bytes delivered so far and the last heartbeat.
+   * @param details Bytes delivered so far (or the cursor reached) and the last heartbeat.
    */
   constructor(
     taskId: string,
     runId: string,
-    details: { offset: number; updatedAt?: string },
+    details: { offset: number; cursor?: string; updatedAt?: string },
   ) {
     super(
       `Run '${runId}' of task '${taskId}' is stale: its writer stopped heartbeating${
@@ -292,6 +297,7 @@ export class RunStaleError extends RunnerError {
     this.taskId = taskId;
     this.runId = runId;
     this.offset = details.offset;
+    if (details.cursor !== undefined) this.cursor = details.cursor;
     if (details.updatedAt !== undefined) this.updatedAt = details.updatedAt;
   }
 }

@@ -43,7 +43,8 @@ export type RunChange =
   | { type: "event"; event: WorkerLifecycleLogEntry }
   | { type: "stale"; state: RunStateSnapshot | undefined };
 
-const pollSchema = {
+/** Options shared by the followers, as zod shapes. Internal to the read side. */
+export const pollSchema = {
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, "must be an AbortSignal")
     .optional(),
   pollMs: z.number().int().min(1).max(3_600_000).optional(),
@@ -61,9 +62,9 @@ const READ_CHUNK = 4 * 1024 * 1024;
 /**
  * Reads a log from an offset, poll after poll: from its segments while the run is live on a
  * storage without append, from the log's own key once it exists (at the same byte offset, so
- * no byte is seen twice or missed across the switch).
+ * no byte is seen twice or missed across the switch). Internal to the read side.
  */
-class LogCursor {
+export class LogCursor {
   offset: number;
   /** Whether the last poll reached the end of what is stored. */
   drained = false;
@@ -142,7 +143,13 @@ class LogCursor {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/**
+ * Waits `ms`, or less when `signal` aborts. Internal to the read side.
+ *
+ * @param ms How long.
+ * @param signal Cuts the wait short.
+ */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);

@@ -16,6 +16,12 @@ export const LOG_FILE_NAMES: Readonly<Record<WorkerLogChannel, string>> = {
   stderr: "stderr.log",
 };
 
+/** File name of the output index inside a run folder (see {@linkcode OutputIndexEntry}). */
+export const OUTPUT_INDEX_FILE_NAME = "output-index.jsonl";
+
+/** A log the writer stores: a channel, or the output index. Internal. */
+export type StoredLog = WorkerLogChannel | "index";
+
 /** True for `/abs`, `\\share` and `C:\dir` style paths. */
 export function isAbsolutePath(path: string): boolean {
   return /^([A-Za-z]:)?[\\/]/.test(path);
@@ -61,16 +67,19 @@ export function createRunKeys(runsRoot: string, taskId: string, runId: string): 
     workerLog: `${runDir}/${LOG_FILE_NAMES.worker}`,
     stdoutLog: `${runDir}/${LOG_FILE_NAMES.stdout}`,
     stderrLog: `${runDir}/${LOG_FILE_NAMES.stderr}`,
+    outputIndex: `${runDir}/${OUTPUT_INDEX_FILE_NAME}`,
   };
 }
 
-/** The key of a log channel of a run. */
-export function logKey(keys: RunKeys, channel: WorkerLogChannel): string {
+/** The key of a log channel of a run, or of its output index. */
+export function logKey(keys: RunKeys, channel: StoredLog): string {
   return channel === "worker"
     ? keys.workerLog
     : channel === "stdout"
     ? keys.stdoutLog
-    : keys.stderrLog;
+    : channel === "stderr"
+    ? keys.stderrLog
+    : keys.outputIndex;
 }
 
 /**
@@ -113,5 +122,6 @@ export function createLocalRunPaths(
     workerLogPath: at(keys.workerLog),
     stdoutLogPath: at(keys.stdoutLog),
     stderrLogPath: at(keys.stderrLog),
+    outputIndexPath: at(keys.outputIndex),
   };
 }

@@ -28,6 +28,8 @@ interface TailSlot {
 
 /** A stream whose tail is a ring buffer materialized on read. */
 interface StreamState extends StreamChunkLogStream {
+  /** Sequence number of the stream's last chunk (0 before the first). */
+  lastSeq: number;
   push(seq: number, at: number, chunk: string | Uint8Array, byteLength: number): void;
   extend(bytes: Uint8Array): void;
 }
@@ -55,7 +57,9 @@ function createStream(
     chunkCount: 0,
     byteCount: 0,
     droppedBytes: 0,
+    lastSeq: 0,
     push(seq: number, at: number, chunk: string | Uint8Array, byteLength: number) {
+      this.lastSeq = seq;
       this.chunkCount++;
       this.byteCount += byteLength;
       if (capacity === 0) return;

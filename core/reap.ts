@@ -6,20 +6,23 @@ import type { RunStorage } from "../storage/types.ts";
 import { guardStorage } from "../storage/guard.ts";
 import { concatBytes, encodeText } from "./bytes.ts";
 import { isPreconditionFailed, NotFoundError, ValidationError } from "./errors.ts";
-import { createRunKeys, logKey, normalizePrefix } from "./layout.ts";
+import { createRunKeys, logKey, normalizePrefix, type StoredLog } from "./layout.ts";
 import { renderLifecycleLine } from "./log-session.ts";
 import { listRuns } from "./list.ts";
+import { parseOutputIndex } from "./output.ts";
 import { parseEvents, type RunLiveness, runLiveness, type RunRef } from "./read.ts";
+import { MAX_INDEX_ENTRY_BYTES } from "./run-writer.ts";
 import { IdSchema, parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
 import { composeLog, deleteKeys, listSegments } from "./segments.ts";
 import type {
+  OutputIndexEntry,
   RunKeys,
   RunMetadata,
   RunStateSnapshot,
   RunStatus,
+  StreamLogChannel,
   StructuredData,
   WorkerLifecycleLogEntry,
-  WorkerLogChannel,
 } from "./types.ts";
 
 /** Options of {@linkcode reapRun}. */
@@ -65,7 +68,8 @@ const TERMINAL: Partial<Record<string, RunStatus>> = {
   step_blocked: "blocked",
   step_prepared: "prepared",
 };
-const CHANNELS: readonly WorkerLogChannel[] = ["stdout", "stderr", "worker"];
+const LOGS: readonly StoredLog[] = ["stdout", "stderr", "index", "worker"];
+const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
 const decoder = new TextDecoder();
 
 function epochMs(now: Date | number | undefined): number {
@@ -94,13 +98,13 @@ interface FoundLog {
   segmentBytes: Uint8Array[];
 }
 
-async function findLog(storage: RunStorage, keys: RunKeys, channel: WorkerLogChannel) {
+async function findLog(storage: RunStorage, keys: RunKeys, channel: StoredLog) {
   const key = logKey(keys, channel);
   const [whole, segments] = await Promise.all([storage.read(key), listSegments(storage, key)]);
   const found: FoundLog = { key, whole, segments, segmentBytes: [] };
-  // Only the lifecycle log's segments are needed in memory (to find the last event); output
-  // segments are streamed into the composed log.
-  if (whole === undefined && channel === "worker") {
+  // Only the lifecycle log's and the index's segments are needed in memory (to find the last
+  // event, to repair the index); output segments are streamed into the composed log.
+  if (whole === undefined && (channel === "worker" || channel === "index")) {
     for (const segment of segments) {
       found.segmentBytes.push(await storage.read(segment) ?? new Uint8Array(0));
     }
@@ -229,11 +233,40 @@ export async function reapRun(
     return { reaped: false, liveness, state: now.success ? now.data : undefined };
   }
 
-  const logs = await Promise.all(CHANNELS.map((channel) => findLog(store, keys, channel)));
-  const worker = logs[2];
+  const [stdoutLog, stderrLog, indexLog, worker] = await Promise.all(
+    LOGS.map((channel) => findLog(store, keys, channel)),
+  );
   const events = parseEvents(decoder.decode(worker.whole ?? concatBytes(worker.segmentBytes)));
-  const lastSeq = Math.max(state?.lastEventSeq ?? 0, ...events.map((e) => e.seq ?? 0));
+  const index = indexLog.whole ?? concatBytes(indexLog.segmentBytes);
+  const entries = parseOutputIndex(index);
+  // A loop, not Math.max(...): an index can hold more entries than a call takes arguments.
+  let lastSeq = state?.lastEventSeq ?? 0;
+  for (const event of events) lastSeq = Math.max(lastSeq, event.seq ?? 0);
+  for (const { entry } of entries) lastSeq = Math.max(lastSeq, entry.lastSeq ?? entry.seq);
   const terminal = [...events].reverse().find((event) => TERMINAL[event.type] !== undefined);
+
+  // The output, whole at its keys; then the index made to describe exactly the stored bytes.
+  await Promise.all([stdoutLog, stderrLog].map((found) => storeWhole(store, found)));
+  const sizes = await Promise.all(
+    [stdoutLog, stderrLog].map(async (found) => {
+      const stat = await store.stat?.(found.key);
+      return stat?.size ?? (await store.read(found.key))?.byteLength ?? 0;
+    }),
+  );
+  const repaired = repairIndex(
+    entries.map((e) => e.entry),
+    { stdout: sizes[0], stderr: sizes[1] },
+    lastSeq,
+    new Date(Number.isFinite(stoppedAt) ? stoppedAt : nowMs).toISOString(),
+  );
+  lastSeq = repaired.lastSeq;
+  if (repaired.lines !== undefined || index.byteLength > 0 || indexLog.segments.length > 0) {
+    const body = repaired.lines ?? index;
+    if (repaired.lines !== undefined || indexLog.whole === undefined) {
+      await store.write(indexLog.key, body);
+    }
+    await deleteKeys(store, indexLog.segments);
+  }
 
   const finishedAt = new Date(nowMs).toISOString();
   let closing: Partial<RunStateSnapshot>;
@@ -260,28 +293,8 @@ export async function reapRun(
     closing = { status: "failed", finishedAt, summary, reason: "abandoned" };
   }
 
-  // The logs, whole at their keys; segments removed once the whole log is stored.
-  for (let i = 0; i < CHANNELS.length; i++) {
-    const found = logs[i];
-    const extra = CHANNELS[i] === "worker" ? line : undefined;
-    if (found.whole !== undefined) {
-      if (extra !== undefined) {
-        if (store.append) await store.append(found.key, extra);
-        else await store.write(found.key, concatBytes([found.whole, extra]));
-      }
-    } else if (found.segments.length > 0 || !store.append) {
-      await composeLog(store, found.key, found.segments, { extra });
-    } else {
-      await store.write(found.key, extra ?? new Uint8Array(0));
-    }
-    await deleteKeys(store, found.segments);
-  }
-  const sizes = await Promise.all(
-    [0, 1].map(async (i) => {
-      const stat = await store.stat?.(logs[i].key);
-      return stat?.size ?? (await store.read(logs[i].key))?.byteLength ?? 0;
-    }),
-  );
+  // The lifecycle log last, with the abandonment event when there is one.
+  await storeWhole(store, worker, line);
 
   // The commit point: the terminal state.json, fenced by the claim's version tag.
   const final: RunStateSnapshot = {
@@ -303,6 +316,68 @@ export async function reapRun(
     return { reaped: false, liveness, state: now.success ? now.data : undefined };
   }
   return { reaped: true, liveness, state: final };
+}
+
+/**
+ * Stores a log whole at its key (composed from its segments, `extra` after them), segments
+ * removed once it is stored.
+ */
+async function storeWhole(store: RunStorage, found: FoundLog, extra?: Uint8Array): Promise<void> {
+  if (found.whole !== undefined) {
+    if (extra !== undefined) {
+      if (store.append) await store.append(found.key, extra);
+      else await store.write(found.key, concatBytes([found.whole, extra]));
+    }
+  } else if (found.segments.length > 0 || !store.append) {
+    await composeLog(store, found.key, found.segments, { extra });
+  } else {
+    await store.write(found.key, extra ?? new Uint8Array(0));
+  }
+  await deleteKeys(store, found.segments);
+}
+
+/**
+ * Makes a dead writer's output index describe exactly the stored output: entries naming bytes
+ * that were never stored are dropped (with the rest of their stream after them), and stored
+ * bytes no entry names (stored just before the writer died, their index not) get entries of
+ * their own, sequenced after everything stored. Returns the new lines when anything changed.
+ */
+function repairIndex(
+  entries: readonly OutputIndexEntry[],
+  sizes: Record<StreamLogChannel, number>,
+  lastSeq: number,
+  at: string,
+): { lines: Uint8Array | undefined; lastSeq: number } {
+  const covered: Record<StreamLogChannel, number> = { stdout: 0, stderr: 0 };
+  const broken: Record<StreamLogChannel, boolean> = { stdout: false, stderr: false };
+  const kept: OutputIndexEntry[] = [];
+  for (const entry of entries) {
+    const { stream } = entry;
+    if (
+      broken[stream] || entry.offset !== covered[stream] ||
+      entry.offset + entry.length > sizes[stream]
+    ) {
+      broken[stream] = true;
+      continue;
+    }
+    kept.push(entry);
+    covered[stream] += entry.length;
+  }
+  let changed = kept.length !== entries.length;
+  for (const stream of STREAMS) {
+    if (covered[stream] >= sizes[stream]) continue;
+    changed = true;
+    const seq = ++lastSeq;
+    for (let offset = covered[stream]; offset < sizes[stream]; offset += MAX_INDEX_ENTRY_BYTES) {
+      const length = Math.min(MAX_INDEX_ENTRY_BYTES, sizes[stream] - offset);
+      kept.push({ seq, stream, offset, length, at });
+    }
+  }
+  if (!changed) return { lines: undefined, lastSeq };
+  const text = kept.map(({ seq, lastSeq, stream, offset, length, at }) =>
+    JSON.stringify({ seq, lastSeq, stream, offset, length, at }) + "\n"
+  ).join("");
+  return { lines: encodeText(text), lastSeq };
 }
 
 function abandonedEvent(

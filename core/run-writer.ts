@@ -11,10 +11,17 @@
 
 import { isPreconditionFailed, RunConflictError } from "./errors.ts";
 import { concatBytes, encodePartList } from "./bytes.ts";
-import { logKey, segmentKey } from "./layout.ts";
+import { logKey, segmentKey, type StoredLog } from "./layout.ts";
 import { composeLog, deleteKeys } from "./segments.ts";
 import type { RunStorage } from "../storage/types.ts";
-import type { RunKeys, RunStatePatch, RunStateSnapshot, WorkerLogChannel } from "./types.ts";
+import type {
+  OutputIndexEntry,
+  RunKeys,
+  RunStatePatch,
+  RunStateSnapshot,
+  StreamLogChannel,
+  WorkerLogChannel,
+} from "./types.ts";
 
 /** Tuning of the write path. */
 export interface RunWriterOptions {
@@ -57,18 +64,31 @@ interface Pending {
 /** Segment bytes kept in memory, all logs together, to compose small logs without reading. */
 const RETAIN_BYTES = 4 * 1024 * 1024;
 
-// Output before the lifecycle log: a terminal event found in worker.log means the output it
-// closes is stored too (the reaper relies on it to roll a finished run forward).
-const OUTPUT_CHANNELS: readonly WorkerLogChannel[] = ["stdout", "stderr"];
-const CHANNELS: readonly WorkerLogChannel[] = ["stdout", "stderr", "worker"];
+/** Longest output index entry, in bytes: a reader holds at most this much of one in memory. */
+export const MAX_INDEX_ENTRY_BYTES = 1024 * 1024;
+
+// Output (and its index) before the lifecycle log: a terminal event found in worker.log means the
+// output it closes is stored and indexed too (the reaper relies on it to roll a run forward).
+const OUTPUT_LOGS: readonly StoredLog[] = ["stdout", "stderr", "index"];
+const LOGS: readonly StoredLog[] = ["stdout", "stderr", "index", "worker"];
+
+/** One index line, keys in the documented order. */
+function indexLine(entry: OutputIndexEntry): string {
+  const { seq, lastSeq, stream, offset, length, at } = entry;
+  return JSON.stringify({ seq, lastSeq, stream, offset, length, at }) + "\n";
+}
 
 /** Internal: the write path of one run. */
 export interface RunWriter {
-  /** Buffers log bytes; returns a promise when the buffer is over its high-water mark. */
+  /**
+   * Buffers log bytes; returns a promise when the buffer is over its high-water mark. Output
+   * bytes carry the sequence number of the worker chunk they belong to, for the output index.
+   */
   push(
     channel: WorkerLogChannel,
     chunk: string | Uint8Array,
     byteLength: number,
+    seq?: number,
   ): void | Promise<void>;
   /** Runs a storage operation in the run's log queue (after the flushes queued before it). */
   enqueue<T>(operation: () => Promise<T>): Promise<T>;
@@ -138,11 +158,16 @@ export function createRunWriter(
     retained: [],
     retainedBytes: 0,
   });
-  const pending: Record<WorkerLogChannel, Pending> = {
+  const pending: Record<StoredLog, Pending> = {
     worker: newPending(),
     stdout: newPending(),
     stderr: newPending(),
+    index: newPending(),
   };
+  // The output index: the entry still growing (same stream, consecutive sequence numbers), and
+  // the bytes handed to each stream so far (where the next entry of that stream starts).
+  let openEntry: OutputIndexEntry | undefined;
+  const indexed: Record<StreamLogChannel, number> = { stdout: 0, stderr: 0 };
   const persisted: PersistedProgress = { seq: 0, stdoutBytes: 0, stderrBytes: 0 };
   let retainedTotal = 0;
   let pendingBytes = 0;
@@ -242,27 +267,73 @@ export function createRunWriter(
     return next.catch((error) => fail(error));
   }
 
+  /** Moves the growing index entry into the index's buffer: nothing more joins it. */
+  function sealEntry(): void {
+    if (openEntry === undefined) return;
+    const line = indexLine(openEntry);
+    openEntry = undefined;
+    const buffer = pending.index;
+    buffer.parts.push(line);
+    const size = line.length; // ASCII only
+    buffer.bytes += size;
+    pendingBytes += size;
+  }
+
+  /**
+   * Indexes output bytes: they join the growing entry when they follow it in the same stream
+   * and sequence (the same chunk, or the next one), else start an entry of their own.
+   */
+  function indexOutput(stream: StreamLogChannel, seq: number, length: number, at: number): void {
+    let offset = indexed[stream];
+    indexed[stream] += length;
+    const last = openEntry;
+    if (
+      last !== undefined && last.stream === stream && last.offset + last.length === offset &&
+      seq - (last.lastSeq ?? last.seq) <= 1 && seq >= (last.lastSeq ?? last.seq)
+    ) {
+      const room = MAX_INDEX_ENTRY_BYTES - last.length;
+      const joined = Math.min(room, length);
+      last.length += joined;
+      if (seq !== last.seq && joined > 0) last.lastSeq = seq;
+      offset += joined;
+      length -= joined;
+      if (length === 0) return;
+    }
+    // A chunk larger than an entry may be is indexed as several entries with its sequence.
+    do {
+      sealEntry();
+      const size = Math.min(length, MAX_INDEX_ENTRY_BYTES);
+      openEntry = { seq, stream, offset, length: size, at: new Date(at).toISOString() };
+      offset += size;
+      length -= size;
+    } while (length > 0);
+  }
+
   /** Takes every buffer at once: everything sequenced so far is in them. */
   function takeBuffers(): {
     seq: number;
     outputAt: number | undefined;
-    data: Record<WorkerLogChannel, Uint8Array[] | undefined>;
+    data: Record<StoredLog, Uint8Array[] | undefined>;
   } {
     const seq = currentSeq();
-    const data: Record<WorkerLogChannel, Uint8Array[] | undefined> = {
+    sealEntry();
+    const data: Record<StoredLog, Uint8Array[] | undefined> = {
       stdout: undefined,
       stderr: undefined,
+      index: undefined,
       worker: undefined,
     };
     let outputAt: number | undefined;
-    for (const channel of CHANNELS) {
+    for (const channel of LOGS) {
       const buffer = pending[channel];
       if (buffer.parts.length === 0) continue;
       const parts = encodePartList(buffer.parts);
       buffer.parts = [];
       pendingBytes -= buffer.bytes;
       buffer.bytes = 0;
-      if (channel !== "worker") outputAt = Math.max(outputAt ?? 0, buffer.lastPushAt);
+      if (channel === "stdout" || channel === "stderr") {
+        outputAt = Math.max(outputAt ?? 0, buffer.lastPushAt);
+      }
       if (parts.length > 0) data[channel] = parts;
     }
     releaseProducers();
@@ -280,7 +351,7 @@ export function createRunWriter(
    * Appends to a log (its parts as they are where the storage can write them so), or writes its
    * next segment (kept in memory while the budget allows).
    */
-  async function storeChunk(channel: WorkerLogChannel, parts: Uint8Array[]): Promise<void> {
+  async function storeChunk(channel: StoredLog, parts: Uint8Array[]): Promise<void> {
     const buffer = pending[channel];
     const key = logKey(keys, channel);
     let size = 0;
@@ -315,7 +386,7 @@ export function createRunWriter(
   async function writeLogs(): Promise<void> {
     const { seq, outputAt, data } = takeBuffers();
     await Promise.all(
-      CHANNELS.map((channel) => {
+      LOGS.map((channel) => {
         const bytes = data[channel];
         return bytes === undefined ? undefined : storeChunk(channel, bytes);
       }),
@@ -380,7 +451,7 @@ export function createRunWriter(
   }
 
   /** Writes a log whole at its key: its last bytes, after its segments (kept or read back). */
-  async function storeWhole(channel: WorkerLogChannel, last: Uint8Array[] | undefined) {
+  async function storeWhole(channel: StoredLog, last: Uint8Array[] | undefined) {
     const buffer = pending[channel];
     const key = logKey(keys, channel);
     const extra = concatBytes(last ?? [new Uint8Array(0)]);
@@ -397,33 +468,43 @@ export function createRunWriter(
     buffer.totalBytes += extra.byteLength;
   }
 
-  function segmentKeys(channel: WorkerLogChannel): string[] {
+  function segmentKeys(channel: StoredLog): string[] {
     const key = logKey(keys, channel);
     return Array.from({ length: pending[channel].segments }, (_, i) => segmentKey(key, i + 1));
   }
 
   /**
-   * The last logs, in waves: output (with the records in flight), then the lifecycle log (with
-   * the output's segments deleted), then the lifecycle log's segments deleted.
+   * Whether a log is stored at the end: the three logs always (appending nothing still creates a
+   * log that was never written), the output index only for a run that printed something.
+   */
+  function kept(channel: StoredLog, data: Uint8Array[] | undefined): boolean {
+    const buffer = pending[channel];
+    return channel !== "index" || data !== undefined || buffer.exists || buffer.segments > 0;
+  }
+
+  /**
+   * The last logs, in waves: output and its index (with the records in flight), then the
+   * lifecycle log (with the output's segments deleted), then the lifecycle log's segments
+   * deleted.
    */
   async function storeLast(): Promise<void> {
     const { seq, outputAt, data } = takeBuffers();
+    const outputs = OUTPUT_LOGS.filter((channel) => kept(channel, data[channel]));
     if (nativeAppend) {
-      // Appending nothing still creates a log that was never written.
-      const append = (channel: WorkerLogChannel) =>
+      const append = (channel: StoredLog) =>
         data[channel] !== undefined || !pending[channel].exists
           ? storeChunk(channel, data[channel] ?? [new Uint8Array(0)])
           : undefined;
-      await Promise.all([...OUTPUT_CHANNELS.map(append), settleRecords()]);
+      await Promise.all([...outputs.map(append), settleRecords()]);
       await append("worker");
     } else {
       await Promise.all([
-        ...OUTPUT_CHANNELS.map((channel) => storeWhole(channel, data[channel])),
+        ...outputs.map((channel) => storeWhole(channel, data[channel])),
         settleRecords(),
       ]);
       await Promise.all([
         storeWhole("worker", data.worker),
-        deleteKeys(storage, OUTPUT_CHANNELS.flatMap(segmentKeys)),
+        deleteKeys(storage, outputs.flatMap(segmentKeys)),
       ]);
       await deleteKeys(storage, segmentKeys("worker"));
     }
@@ -472,11 +553,14 @@ export function createRunWriter(
       return { ...persisted };
     },
     failure,
-    push(channel, chunk, byteLength) {
+    push(channel, chunk, byteLength, seq) {
       const buffer = pending[channel];
       buffer.parts.push(chunk);
       buffer.bytes += byteLength;
       buffer.lastPushAt = Date.now();
+      if (channel !== "worker" && seq !== undefined && byteLength > 0) {
+        indexOutput(channel, seq, byteLength, buffer.lastPushAt);
+      }
       pendingBytes += byteLength;
       if (pendingBytes >= flushBytes && !closing) {
         const flushed = queueFlush(false);

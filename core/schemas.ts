@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { ValidationError, type ValidationIssue } from "./errors.ts";
 import type {
+  OutputIndexEntry,
   RunMetadata,
   RunStateSnapshot,
   StepExecutionRequest,
@@ -186,6 +187,16 @@ const structuredValue: z.ZodType<unknown> = z.lazy(() =>
     z.record(z.string(), structuredValue),
   ])
 );
+
+/** Schema of one `output-index.jsonl` line. */
+export const OutputIndexEntrySchema: RunnerSchema<OutputIndexEntry> = z.object({
+  seq: z.number().int().positive(),
+  lastSeq: z.number().int().positive().optional(),
+  stream: z.enum(["stdout", "stderr"]),
+  offset: z.number().int().min(0),
+  length: z.number().int().min(0),
+  at: z.string(),
+});
 
 /** Schema of one `worker.log` line. */
 export const WorkerLifecycleLogEntrySchema: RunnerSchema<WorkerLifecycleLogEntry> = z.object({

@@ -106,7 +106,7 @@ export function createStreamWriter(
     }
     if (rest !== undefined) hold(rest);
     if (nowLength === 0) return;
-    return live.writer.push(channel, now, nowLength);
+    return live.writer.push(channel, now, nowLength, stream.lastSeq);
   }
 
   /** Releases the redactor's hold-back once the worker has been quiet for `quietMs`. */
@@ -164,7 +164,7 @@ export function createStreamWriter(
       }
       for (const part of parts) {
         extendLastStreamChunk(live.session, channel, part);
-        void live.writer.push(channel, part, part.byteLength);
+        void live.writer.push(channel, part, part.byteLength, stream.lastSeq);
       }
     },
     abandon() {

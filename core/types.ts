@@ -171,6 +171,29 @@ export interface RunKeys {
   stdoutLog: string;
   /** `<runDir>/stderr.log`. */
   stderrLog: string;
+  /** `<runDir>/output-index.jsonl`: where each stored piece of stdout and stderr sits in the sequence. */
+  outputIndex: string;
+}
+
+/**
+ * One line of a run's `output-index.jsonl`: where a piece of stdout or stderr sits in the run's
+ * sequence (the one lifecycle events and stream chunks share). Lines are in the order the bytes
+ * were stored; per stream, entries follow each other byte for byte (`offset` is where the
+ * previous entry of that stream ended).
+ */
+export interface OutputIndexEntry {
+  /** Sequence number of the first worker chunk these bytes belong to. */
+  seq: number;
+  /** Sequence number of the last one, when the entry covers several consecutive chunks. */
+  lastSeq?: number;
+  /** Which stream. */
+  stream: StreamLogChannel;
+  /** Byte offset in the stream's log (`stdout.log` or `stderr.log`). */
+  offset: number;
+  /** Bytes, from `offset`. */
+  length: number;
+  /** When the first of these chunks was printed (ISO 8601). */
+  at: string;
 }
 
 /** User-facing locations of a run's records: absolute file paths on disk, URLs elsewhere. */
@@ -199,6 +222,8 @@ export interface LocalRunPaths {
   stdoutLogPath: string;
   /** Location of `stderr.log`. */
   stderrLogPath: string;
+  /** Location of `output-index.jsonl` (the order of stdout and stderr in the run's sequence). */
+  outputIndexPath: string;
 }
 
 /** Ids stamped on every log entry. */

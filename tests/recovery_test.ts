@@ -4,8 +4,10 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { concatBytes } from "../core/bytes.ts";
 import { isPreconditionFailed, RunConflictError, StorageError } from "../core/errors.ts";
 import { reapRun, reapRuns } from "../core/reap.ts";
+import { readRunOutput, type RunOutputItem } from "../core/output.ts";
 import { readRun, readRunLog, runLiveness } from "../core/read.ts";
 import { runStep } from "../core/runner.ts";
 import type { WorkerExecutor } from "../core/executor.ts";
@@ -124,6 +126,55 @@ const busyExecutor: WorkerExecutor = {
 };
 const EXPECTED_STDOUT = Array.from({ length: 12 }, (_, i) => `out ${i}\n`).join("") +
   "last line, no newline";
+const EXPECTED_STDERR = [0, 4, 8].map((i) => `err ${i}\n`).join("");
+/** What a terminal showed, runs of one stream merged: stdout and stderr in print order. */
+const EXPECTED_SHOWN = mergeRuns([
+  ...Array.from(
+    { length: 12 },
+    (_, i) =>
+      i % 4 === 0
+        ? [["stdout", `out ${i}\n`], ["stderr", `err ${i}\n`]] as [string, string][]
+        : [["stdout", `out ${i}\n`]] as [string, string][],
+  ).flat(),
+  ["stdout", "last line, no newline"],
+]);
+
+function mergeRuns(pieces: readonly [string, string][]): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [channel, text] of pieces) {
+    const last = out.at(-1);
+    if (last !== undefined && last[0] === channel) last[1] += text;
+    else out.push([channel, text]);
+  }
+  return out;
+}
+
+/**
+ * The run's output read in sequence (events merged), checked: sequence numbers increase, and,
+ * when `complete`, every byte is indexed and the streams are whole in print order.
+ */
+async function checkOutputInOrder(storage: RunStorage, where: string, complete: boolean) {
+  const items: RunOutputItem[] = [];
+  for await (const item of readRunOutput(storage, ref, { events: true })) items.push(item);
+  const decoder = new TextDecoder();
+  const shown = mergeRuns(
+    items.filter((i) => i.channel !== "worker").map((i) =>
+      [i.channel, decoder.decode((i as { bytes: Uint8Array }).bytes)] as [string, string]
+    ),
+  );
+  const stream = (channel: string) =>
+    shown.filter(([c]) => c === channel).map(([, t]) => t).join("");
+  assert.ok(EXPECTED_STDOUT.startsWith(stream("stdout")), `${where}: stdout in order is a prefix`);
+  assert.ok(EXPECTED_STDERR.startsWith(stream("stderr")), `${where}: stderr in order is a prefix`);
+  if (!complete) return items;
+  let last = 0;
+  for (const item of items) {
+    assert.ok(item.seq !== undefined, `${where}: every byte is indexed`);
+    assert.ok(item.seq > last, `${where}: #${item.seq} after #${last}`);
+    last = (item.channel === "worker" ? undefined : item.lastSeq) ?? item.seq;
+  }
+  return items;
+}
 
 async function checkCrashPoint(
   storage: RunStorage,
@@ -152,6 +203,14 @@ async function checkCrashPoint(
     assert.deepEqual(keys.filter((k) => k.includes(".segments/")), [], `${where}: no segments`);
     assert.ok(keys.includes("runs/task-1/run-1/artifacts/report.txt"), where);
     assert.equal(run.checkpoints.length, state.checkpointSeq, where);
+    assert.deepEqual(
+      mergeRuns(
+        (await checkOutputInOrder(storage, where, true)).filter((i) => i.channel !== "worker")
+          .map((i) => [i.channel, new TextDecoder().decode((i as { bytes: Uint8Array }).bytes)]),
+      ),
+      EXPECTED_SHOWN,
+      `${where}: stdout and stderr interleaved as printed`,
+    );
     return "finished";
   }
   // Not terminal: state.json claims only what is stored.
@@ -167,6 +226,7 @@ async function checkCrashPoint(
       assert.ok(storedSeqs.has(event.seq), `${where}: event #${event.seq} (${event.type}) stored`);
     }
   }
+  await checkOutputInOrder(storage, where, false);
   return "live";
 }
 
@@ -192,6 +252,17 @@ async function checkReapAt(storage: RunStorage, point: number) {
   assert.ok(TERMINAL_TYPES.includes(last.type), `${where}: ends with a terminal event`);
   assert.equal(after.events.filter((e) => TERMINAL_TYPES.includes(e.type)).length, 1, where);
   assert.equal(last.seq, state.lastEventSeq, where);
+  // The index describes exactly the stored output, all of it before the terminal event.
+  const items = await checkOutputInOrder(storage, where, true);
+  const text = (channel: string) =>
+    new TextDecoder().decode(
+      concatBytes(
+        items.filter((i) => i.channel === channel).map((i) => (i as { bytes: Uint8Array }).bytes),
+      ),
+    );
+  assert.equal(text("stdout"), stdout, `${where}: the index covers stdout.log`);
+  assert.equal(text("stderr"), stderr, `${where}: the index covers stderr.log`);
+  assert.equal(items.at(-1)?.channel, "worker", `${where}: the terminal event comes last`);
   if (last.type === "step_failed") {
     assert.equal(state.status, "failed", where);
     assert.equal(state.reason, "abandoned", where);
