@@ -33,9 +33,15 @@ export interface RunOutputChunk {
   at?: string;
   /** Byte offset of the bytes in the stream's log. */
   offset: number;
-  /** The bytes, verbatim. */
+  /**
+   * The bytes, verbatim: they may end inside a multi-byte UTF-8 character whose rest comes with
+   * the stream's next chunk (decode each stream with its own `TextDecoder` and `stream: true`).
+   */
   bytes: Uint8Array;
-  /** Resumes after this item: pass it as `from`. Opaque. */
+  /**
+   * Resumes after this item: pass it as `from`. Opaque; two cursors of the same place may
+   * differ (one from a reader with `events`, one without).
+   */
   cursor: string;
 }
 
@@ -59,8 +65,8 @@ export interface ReadRunOutputOptions {
   /** A `cursor` of an item read before: start after it. Not with `tail`. */
   from?: string;
   /**
-   * Start where about the last `tail` bytes of output start (at the index entry holding that
-   * byte, so somewhat more may come). Not with `from`.
+   * Only the last `tail` bytes of output (stdout and stderr together, as stored now; the first
+   * chunk may start inside a line), with the events from there on. Not with `from`.
    */
   tail?: number;
   /** Merge the lifecycle events into the sequence (`channel: "worker"` items). */
@@ -69,8 +75,13 @@ export interface ReadRunOutputOptions {
 
 /** Options of {@linkcode followRunOutput}. */
 export interface FollowRunOutputOptions {
-  /** A `cursor` of an item read before: start after it. Default: the start. */
+  /** A `cursor` of an item read before: start after it. Default: the start. Not with `tail`. */
   from?: string;
+  /**
+   * Start with the last `tail` bytes of output stored when the follower starts (as
+   * {@linkcode readRunOutput}'s `tail`), then follow. Not with `from`.
+   */
+  tail?: number;
   /** Merge the lifecycle events into the sequence (`channel: "worker"` items). */
   events?: boolean;
   /** Stops the follower: the iteration then simply ends. */
@@ -84,19 +95,19 @@ export interface FollowRunOutputOptions {
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
 const CURSOR = /^(\d{1,16})\.(\d{1,16})\.(\d{1,16})\.(\d{1,16})$/;
 const CursorSchema = z.string().regex(CURSOR, "must be a cursor from an item read before");
-const ReadOptionsSchema = z.strictObject({
+const startSchema = {
   from: CursorSchema.optional(),
   tail: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   events: z.boolean().optional(),
-}).refine((o) => o.from === undefined || o.tail === undefined, {
-  message: "cannot be combined with from",
-  path: ["tail"],
-});
-const FollowOptionsSchema = z.strictObject({
-  from: CursorSchema.optional(),
-  events: z.boolean().optional(),
-  ...pollSchema,
-});
+};
+const oneStart = (o: { from?: string; tail?: number }) =>
+  o.from === undefined || o.tail === undefined;
+const oneStartIssue = { message: "cannot be combined with from", path: ["tail"] };
+const ReadOptionsSchema = z.strictObject(startSchema).refine(oneStart, oneStartIssue);
+const FollowOptionsSchema = z.strictObject({ ...startSchema, ...pollSchema }).refine(
+  oneStart,
+  oneStartIssue,
+);
 
 /** Where a reader stands: byte offsets in the index, each stream and worker.log. */
 interface Position {
@@ -406,13 +417,15 @@ class OutputReader {
 }
 
 /**
- * Where reading the last `tail` bytes of output starts: at the index entry holding the first of
- * them (the index is read whole: it is small beside the output it describes).
+ * Where reading the last `tail` bytes of output starts: inside the index entry holding the first
+ * of them (the index is read whole: it is small beside the output it describes). Events (only
+ * when asked for) from that entry's sequence on.
  */
 async function tailPosition(
   storage: RunStorage,
   keys: RunKeys,
   tail: number,
+  events: boolean,
   sizes: Record<StreamLogChannel, number | undefined>,
 ): Promise<Position> {
   const index = await readLogRange(storage, keys.outputIndex, { offset: 0 });
@@ -427,22 +440,26 @@ async function tailPosition(
     };
   }
   let first = entries.length;
-  for (let have = 0; first > 0 && have < tail;) have += entries[--first].entry.length;
+  let have = 0;
+  while (first > 0 && have < tail) have += entries[--first].entry.length;
   const position: Position = {
     index: first === 0 ? 0 : entries[first - 1].end,
     stdout: 0,
     stderr: 0,
     worker: 0,
   };
-  // Each stream starts at its first entry from there, or after its last one before.
+  // Each stream starts at its first entry from there (the very first one cut to the tail), or
+  // after its last entry before.
   for (const stream of STREAMS) {
     const next = entries.slice(first).find((e) => e.entry.stream === stream);
     const before = entries.slice(0, first).findLast((e) => e.entry.stream === stream);
     position[stream] = next?.entry.offset ??
       (before === undefined ? 0 : before.entry.offset + before.entry.length);
   }
-  if (first < entries.length) {
-    // Events from the first entry's sequence on.
+  if (first < entries.length && have > tail) {
+    position[entries[first].entry.stream] += have - tail;
+  }
+  if (events && first < entries.length) {
     const from = entries[first].entry.seq;
     const worker = await readLogRange(storage, keys.workerLog, { offset: 0 }) ??
       new Uint8Array(0);
@@ -455,6 +472,20 @@ async function tailPosition(
     position.worker = start;
   }
   return position;
+}
+
+/** Where a reader starts: after a cursor, at the last `tail` bytes, or at the beginning. */
+async function startOf(
+  storage: RunStorage,
+  keys: RunKeys,
+  o: { from?: string; tail?: number; events?: boolean },
+  state: { stdoutBytes?: number; stderrBytes?: number } | undefined,
+): Promise<Position> {
+  if (o.tail === undefined) return decodeCursor(o.from);
+  return await tailPosition(storage, keys, o.tail, o.events === true, {
+    stdout: state?.stdoutBytes,
+    stderr: state?.stderrBytes,
+  });
 }
 
 /**
@@ -496,23 +527,28 @@ async function tailPosition(
  * console.log(text); // "compiling\nwarning: unused import\ndone\n"
  * ```
  */
-export async function* readRunOutput(
+export function readRunOutput(
   storage: RunStorage,
   ref: RunRef,
   options: ReadRunOutputOptions = {},
 ): AsyncGenerator<RunOutputItem, void, undefined> {
+  // Checked at the call, before any iteration: a bad cursor is the caller's error at once.
   const keys = keysOf(ref);
   const o = parseOrThrow(ReadOptionsSchema, options ?? {}, "Invalid output options");
+  return readOutput(storage, ref, keys, o);
+}
+
+async function* readOutput(
+  storage: RunStorage,
+  ref: RunRef,
+  keys: RunKeys,
+  o: ReadRunOutputOptions,
+): AsyncGenerator<RunOutputItem, void, undefined> {
   const status = await readRunStatus(storage, keys);
   if (!status.exists) {
     throw new NotFoundError(`Run '${ref.runId}' of task '${ref.taskId}' does not exist`, keys.meta);
   }
-  const from = o.tail !== undefined
-    ? await tailPosition(storage, keys, o.tail, {
-      stdout: status.state?.stdoutBytes,
-      stderr: status.state?.stderrBytes,
-    })
-    : decodeCursor(o.from);
+  const from = await startOf(storage, keys, o, status.state);
   const over = status.liveness !== "live";
   const reader = new OutputReader(storage, keys, from, o.events === true);
   try {
@@ -580,23 +616,37 @@ function limitOf(
  * await done;
  * ```
  */
-export async function* followRunOutput(
+export function followRunOutput(
   storage: RunStorage,
   ref: RunRef,
   options: FollowRunOutputOptions = {},
 ): AsyncGenerator<RunOutputItem, void, undefined> {
+  // Checked at the call, before any iteration: a bad cursor is the caller's error at once.
   const keys = keysOf(ref);
   const o = parseOrThrow(FollowOptionsSchema, options ?? {}, "Invalid follow options");
+  return followOutput(storage, ref, keys, o);
+}
+
+async function* followOutput(
+  storage: RunStorage,
+  ref: RunRef,
+  keys: RunKeys,
+  o: FollowRunOutputOptions,
+): AsyncGenerator<RunOutputItem, void, undefined> {
   const pollMs = o.pollMs ?? 500;
   const staleAfterMs = o.staleAfterMs ?? 15_000;
   const events = o.events === true;
-  const reader = new OutputReader(storage, keys, decodeCursor(o.from), events);
+  let reader: OutputReader | undefined;
   try {
     while (!o.signal?.aborted) {
       // The state is read before the logs: a terminal state then means the logs read after it
       // are complete, and a live one's sequence is stored in every log read after it.
       const status = await readRunStatus(storage, keys, { staleAfterMs });
       if (status.exists) {
+        const start = reader === undefined
+          ? await startOf(storage, keys, o, status.state)
+          : undefined;
+        reader ??= new OutputReader(storage, keys, start!, events);
         const over = status.liveness !== "live";
         reader.newRound();
         for await (const item of reader.drain(limitOf(status, events), over)) {
@@ -619,6 +669,6 @@ export async function* followRunOutput(
       await sleep(pollMs, o.signal);
     }
   } finally {
-    await reader.close();
+    await reader?.close();
   }
 }
