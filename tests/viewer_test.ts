@@ -1,5 +1,6 @@
 // The web viewer's handler, called with Requests directly (Deno and Node): escaping, badges,
-// SSE framing and Last-Event-ID resume, the token, paging, downloads, 404s.
+// SSE framing and Last-Event-ID resume (by byte offset per log, by cursor for both logs in print
+// order), the token, paging, downloads, 404s.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -22,6 +23,7 @@ import {
   seedFailedRun,
   seedFinishedRun,
   seedGitRun,
+  seedMixedRun,
   startLiveRun,
 } from "./viewer_fixtures.ts";
 
@@ -83,6 +85,24 @@ function textOf(events: SseEvent[]): string {
     }
   }
   return out;
+}
+
+/** The combined stream's messages: id, stream, and the text of their terminal operations. */
+function outputMessages(events: SseEvent[]): { id?: string; c: string; text: string }[] {
+  return events.filter((e) => e.event === "message").map((e) => {
+    const { c, ops } = JSON.parse(e.data) as { c: string; ops: [string, { t: string }[]?][] };
+    let text = "";
+    for (const op of ops) {
+      if (op[0] === "n") text += "\n";
+      if (op[0] === "t") text += op[1]!.map((s) => s.t).join("");
+    }
+    return { id: e.id, c, text };
+  });
+}
+
+/** Messages as lines, each with its stream (messages hold whole lines in these tests). */
+function linesOf(messages: { c: string; text: string }[]): string[] {
+  return messages.flatMap((m) => m.text.split("\n").slice(0, -1).map((line) => `${m.c}: ${line}`));
 }
 
 describe("createRunViewer() handler", () => {
@@ -268,6 +288,107 @@ describe("createRunViewer() handler", () => {
     const styled = events.some((e) => e.data.includes('"s":"color:#e5e510"'));
     assert.ok(styled, "the colour travels as a style");
     assert.equal(JSON.parse(events.at(-1)!.data).status, "completed");
+  });
+
+  it("follows both streams of a live run in print order over SSE, cursors as ids, and resumes after Last-Event-ID", async () => {
+    const own = createMemoryStorage();
+    const run = await startLiveRun(own, "live-3");
+    const handler = createRunViewer(own, { pollMs: 50 });
+    try {
+      const response = await get(handler, "/runs/demo/live-3/output/events");
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
+      const printing = (async () => {
+        for (let i = 1; i <= 3; i++) {
+          await run.print(`out ${i}\n`);
+          await run.printErr(`err ${i}\n`);
+          await new Promise((r) => setTimeout(r, 120));
+        }
+      })();
+      const live = outputMessages(
+        await readEvents(response, (e) => linesOf(outputMessages(e)).includes("stderr: err 3")),
+      );
+      await printing;
+      const expected = [
+        "stdout: live run started",
+        ...[1, 2, 3].flatMap((i) => [`stdout: out ${i}`, `stderr: err ${i}`]),
+      ];
+      assert.deepEqual(linesOf(live), expected);
+      const ids = live.map((m) => m.id);
+      assert.ok(ids.every((id) => id !== undefined && /^[\d.]+$/.test(id)), JSON.stringify(ids));
+      assert.equal(new Set(ids).size, ids.length, "each item its own cursor");
+      await run.finish();
+
+      // Resume after the item that printed "err 1": the header wins over a stale `from`.
+      const at = live.findIndex((m) => m.text === "err 1\n");
+      assert.ok(at > 0);
+      const resumed = await readEvents(
+        await get(handler, `/runs/demo/live-3/output/events?from=${live[0].id}`, {
+          headers: { "last-event-id": live[at].id! },
+        }),
+      );
+      const after = outputMessages(resumed);
+      assert.deepEqual(linesOf(after), expected.slice(expected.indexOf("stderr: err 1") + 1));
+      assert.deepEqual(after.map((m) => m.id), ids.slice(at + 1));
+      const end = resumed.at(-1)!;
+      assert.equal(end.event, "end");
+      assert.equal(JSON.parse(end.data).status, "completed");
+      assert.equal(JSON.parse(end.data).cursor, ids.at(-1));
+    } finally {
+      await run.finish();
+    }
+  });
+
+  it("resumes a stream cut mid-character with the whole character, once", async () => {
+    const own = createMemoryStorage();
+    const euro = new TextEncoder().encode("€\n"); // e2 82 ac 0a
+    await runStep(baseRequest({ taskId: "demo", runId: "utf8-1" }), {
+      async execute(_run, context) {
+        await context.stdout(euro.subarray(0, 2));
+        await context.stderr("between\n");
+        await context.stdout(euro.subarray(2));
+        return { ok: true, outcome: "completed", summary: "ok" };
+      },
+    }, { storage: own });
+    const handler = createRunViewer(own);
+    const all = outputMessages(
+      await readEvents(await get(handler, "/runs/demo/utf8-1/output/events")),
+    );
+    assert.deepEqual(linesOf(all), ["stderr: between", "stdout: €"]);
+    const resumed = outputMessages(
+      await readEvents(
+        await get(handler, `/runs/demo/utf8-1/output/events?from=${all[0].id}`),
+      ),
+    );
+    assert.deepEqual(linesOf(resumed), ["stderr: between", "stdout: €"]);
+  });
+
+  it("answers 400 for a bad cursor and 404 for a run that does not exist", async () => {
+    const own = createMemoryStorage();
+    await seedMixedRun(own);
+    const handler = createRunViewer(own);
+    for (
+      const [query, header] of [
+        ["?from=x", undefined],
+        ["?from=1.2.3", undefined],
+        ["?from=1.2.3.4.5", undefined],
+        ["?from=12345678901234567.0.0.0", undefined],
+        ["", "../../meta.json"],
+        ["?from=0.0.0.0", "-1.0.0.0"],
+      ] as const
+    ) {
+      const response = await get(handler, `/runs/demo/mixed-1/output/events${query}`, {
+        headers: header === undefined ? {} : { "last-event-id": header },
+      });
+      assert.equal(response.status, 400, `${query} ${header}`);
+      assert.match(await response.text(), /^Bad cursor/);
+    }
+    const missing = await get(handler, "/runs/demo/nope/output/events");
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    const bare = await get(handler, "/runs/demo/mixed-1/output");
+    assert.equal(bare.status, 404);
+    await bare.body?.cancel();
   });
 
   it("with a token: 401 without it, bearer or cookie with it, and the token never in a page", async () => {

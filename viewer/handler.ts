@@ -10,6 +10,7 @@ import { markup } from "./html.ts";
 import { listPage } from "./list-page.ts";
 import { logPage, runPage } from "./run-page.ts";
 import { logEventStream } from "./logs.ts";
+import { isOutputCursor, outputEventStream } from "./output.ts";
 import { page } from "./shell.ts";
 import { z } from "zod";
 
@@ -255,6 +256,9 @@ export function createRunViewer(
       if (rest[2] === "events") return await events(request, url, ref, channel, nonce);
       return notFound(nonce);
     }
+    if (rest[0] === "output" && rest.length === 2 && rest[1] === "events") {
+      return await outputEvents(request, url, ref, nonce);
+    }
     if (rest[0] === "artifacts" && rest.length >= 2) {
       const name = rest.slice(1).map(decodeSegment);
       if (name.some((segment) => segment === undefined)) return notFound(nonce);
@@ -298,25 +302,36 @@ export function createRunViewer(
     const resume = request.headers.get("last-event-id") ?? url.searchParams.get("from") ?? "0";
     const from = Number(resume);
     if (!/^\d{1,15}$/.test(resume.trim()) || !Number.isSafeInteger(from)) {
-      return new Response("Bad offset\n", {
-        status: 400,
-        headers: baseHeaders({ "content-type": "text/plain; charset=utf-8" }),
-      });
+      return badRequest("Bad offset\n");
     }
     if (await storage.read(keysOf(ref).meta) === undefined) return notFound(nonce, "No such run.");
-    const body = logEventStream(storage, ref, channel, {
+    return eventStreamResponse(logEventStream(storage, ref, channel, {
       from,
       pollMs: ctx.pollMs,
       staleAfterMs: ctx.staleAfterMs,
       // No request.signal: runtimes cancel the body stream when the client goes away, and
       // Deno's signal also fires once a response completes.
-    });
-    return new Response(body, {
-      headers: baseHeaders({
-        "content-type": "text/event-stream; charset=utf-8",
-        "x-accel-buffering": "no",
-      }),
-    });
+    }));
+  }
+
+  async function outputEvents(
+    request: Request,
+    url: URL,
+    ref: RunRef,
+    nonce: string,
+  ): Promise<Response> {
+    // A reconnecting EventSource sends the last id it saw: the cursor to resume after.
+    const resume = request.headers.get("last-event-id") ?? url.searchParams.get("from") ?? "";
+    const from = resume === "" ? undefined : resume;
+    if (from !== undefined && !(await isOutputCursor(storage, ref, from))) {
+      return badRequest("Bad cursor\n");
+    }
+    if (await storage.read(keysOf(ref).meta) === undefined) return notFound(nonce, "No such run.");
+    return eventStreamResponse(outputEventStream(storage, ref, {
+      from,
+      pollMs: ctx.pollMs,
+      staleAfterMs: ctx.staleAfterMs,
+    }));
   }
 
   return async function handle(request: Request): Promise<Response> {
@@ -380,6 +395,22 @@ export function createRunViewer(
       );
     }
   };
+}
+
+function badRequest(text: string): Response {
+  return new Response(text, {
+    status: 400,
+    headers: baseHeaders({ "content-type": "text/plain; charset=utf-8" }),
+  });
+}
+
+function eventStreamResponse(body: ReadableStream<Uint8Array>): Response {
+  return new Response(body, {
+    headers: baseHeaders({
+      "content-type": "text/event-stream; charset=utf-8",
+      "x-accel-buffering": "no",
+    }),
+  });
 }
 
 function unauthorized(): Response {

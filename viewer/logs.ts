@@ -83,6 +83,11 @@ export interface StreamDecoder {
    * @returns The operations, and how many bytes they cover (carried bytes included).
    */
   push(bytes: Uint8Array): { ops: AnsiOp[]; whole: number };
+  /**
+   * Resuming mid-stream: `before` are the bytes just before the first chunk to come; the start
+   * of a character they cut short goes in front of that chunk.
+   */
+  resumeAfter(before: Uint8Array): void;
 }
 
 /**
@@ -104,6 +109,9 @@ export function createStreamDecoder(): StreamDecoder {
         ops: parser.push(decoder.decode(joined.subarray(0, whole), { stream: true })),
         whole,
       };
+    },
+    resumeAfter(before) {
+      carry = before.slice(before.byteLength - incompleteUtf8Tail(before));
     },
   };
 }
