@@ -20,6 +20,7 @@ import {
   HOSTILE_IMG,
   HOSTILE_SCRIPT,
   type LiveRun,
+  MIXED_LINES,
   seedFailedRun,
   seedFinishedRun,
   seedGitRun,
@@ -85,6 +86,20 @@ function textOf(events: SseEvent[]): string {
     }
   }
   return out;
+}
+
+/** Text as the pages escape it. */
+const escaped = (text: string) =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;").replaceAll("'", "&#39;");
+
+/** The run page's combined pane: its `<pre>` attributes and each line's stream and markup text. */
+function combinedPane(body: string): { attrs: string; lines: [string, string][] } {
+  const pane = /<pre class="log" id="log-combined"([^>]*)>([\s\S]*?)<\/pre>/.exec(body);
+  assert.ok(pane, "a combined pane");
+  const lines = [...pane[2].matchAll(/<div class="line ch-(stdout|stderr)">(.*?)<\/div>/g)]
+    .map((m): [string, string] => [m[1], m[2].replace(/<\/?span[^>]*>/g, "")]);
+  return { attrs: pane[1], lines };
 }
 
 /** The combined stream's messages: id, stream, and the text of their terminal operations. */
@@ -290,6 +305,41 @@ describe("createRunViewer() handler", () => {
     assert.equal(JSON.parse(events.at(-1)!.data).status, "completed");
   });
 
+  it("lists both streams of a finished run in print order, each line marked, markup as text", async () => {
+    const own = createMemoryStorage();
+    await seedMixedRun(own);
+    const body = await (await get(createRunViewer(own), "/runs/demo/mixed-1")).text();
+    const { attrs, lines } = combinedPane(body);
+    assert.deepEqual(lines, MIXED_LINES.map(([channel, text]) => [channel, escaped(text)]));
+    assert.ok(!body.includes(HOSTILE_SCRIPT), "no script tag from a log");
+    assert.equal((body.match(/<script[^>]*>/g) ?? []).length, 1);
+    // The cursor after the last item; a finished run is not followed.
+    assert.match(attrs, /data-cursor="[\d.]+"/);
+    assert.doesNotMatch(attrs, /data-events/);
+    assert.doesNotMatch(body, /Showing the last [^<]* of the output/);
+  });
+
+  it("keeps each stream's open line its own: a partial stdout line is not glued to stderr", async () => {
+    const own = createMemoryStorage();
+    await runStep(baseRequest({ taskId: "demo", runId: "partial-1" }), {
+      async execute(_run, context) {
+        await context.stdout("compiling... ");
+        await context.stderr("warning: slow disk\n");
+        await context.stdout("done\n");
+        await context.stderr("\x1b[31mno newline at the end");
+        return { ok: true, outcome: "completed", summary: "ok" };
+      },
+    }, { storage: own });
+    const body = await (await get(createRunViewer(own), "/runs/demo/partial-1")).text();
+    const { attrs, lines } = combinedPane(body);
+    assert.deepEqual(lines, [
+      ["stdout", "compiling... done"],
+      ["stderr", "warning: slow disk"],
+      ["stderr", "no newline at the end"],
+    ]);
+    assert.match(attrs, /data-open-stdout="0" data-open-stderr="1"/);
+  });
+
   it("follows both streams of a live run in print order over SSE, cursors as ids, and resumes after Last-Event-ID", async () => {
     const own = createMemoryStorage();
     const run = await startLiveRun(own, "live-3");
@@ -334,6 +384,13 @@ describe("createRunViewer() handler", () => {
       assert.equal(end.event, "end");
       assert.equal(JSON.parse(end.data).status, "completed");
       assert.equal(JSON.parse(end.data).cursor, ids.at(-1));
+      // The page of the finished run carries the cursor after its last item: nothing follows it.
+      const page = await (await get(handler, "/runs/demo/live-3")).text();
+      const cursor = /data-cursor="([\d.]+)"/.exec(combinedPane(page).attrs)?.[1];
+      const rest = await readEvents(
+        await get(handler, `/runs/demo/live-3/output/events?from=${cursor}`),
+      );
+      assert.deepEqual(rest.map((e) => e.event), ["end"]);
     } finally {
       await run.finish();
     }
@@ -361,6 +418,8 @@ describe("createRunViewer() handler", () => {
       ),
     );
     assert.deepEqual(linesOf(resumed), ["stderr: between", "stdout: €"]);
+    const body = await (await get(handler, "/runs/demo/utf8-1")).text();
+    assert.deepEqual(combinedPane(body).lines, [["stderr", "between"], ["stdout", "€"]]);
   });
 
   it("answers 400 for a bad cursor and 404 for a run that does not exist", async () => {
@@ -389,6 +448,43 @@ describe("createRunViewer() handler", () => {
     const bare = await get(handler, "/runs/demo/mixed-1/output");
     assert.equal(bare.status, 404);
     await bare.body?.cancel();
+  });
+
+  it("tails both streams of a large log to tailBytes, from a whole line, linking the paged logs", async () => {
+    const own = createMemoryStorage();
+    const line = (stream: string, i: number) =>
+      `${stream} ${String(i).padStart(5, "0")} ${"y".repeat(20)}\n`;
+    await runStep(baseRequest({ taskId: "big", runId: "mixed-big" }), {
+      async execute(_run, context) {
+        // One piece far larger than the tail (it is stored as 1 MiB index entries), then turns.
+        let text = "";
+        for (let i = 0; i < 40_000; i++) text += line("o", i);
+        await context.stdout(text);
+        for (let i = 0; i < 50; i++) {
+          await context.stdout(line("o", 40_000 + i));
+          await context.stderr(line("e", i));
+        }
+        return { ok: true, outcome: "completed", summary: "loud" };
+      },
+    }, { storage: own });
+    const handler = createRunViewer(own, { tailBytes: 1024 });
+    const body = await (await get(handler, "/runs/big/mixed-big")).text();
+    const { lines } = combinedPane(body);
+    const shown = lines.reduce((sum, [, text]) => sum + text.length + 1, 0);
+    assert.ok(shown <= 1024 && shown > 900, `${shown} bytes shown`);
+    assert.deepEqual(lines.at(-1), ["stderr", line("e", 49).trimEnd()]);
+    assert.deepEqual(lines.at(-2), ["stdout", line("o", 40_049).trimEnd()]);
+    // Whole lines only, alternating as printed.
+    for (const [stream, text] of lines) {
+      assert.match(text, new RegExp(`^${stream === "stdout" ? "o" : "e"} \\d{5} y{20}$`));
+    }
+    for (let i = 1; i < lines.length; i++) assert.notEqual(lines[i][0], lines[i - 1][0]);
+    assert.match(
+      body,
+      new RegExp(`Showing the last ${shown} B of the output \\(1\\.\\d MiB in all\\)`),
+    );
+    assert.match(body, /<a href="\/runs\/big\/mixed-big\/logs\/stdout\?offset=0">stdout<\/a>/);
+    assert.match(body, /<a href="\/runs\/big\/mixed-big\/logs\/stderr\?offset=0">stderr<\/a>/);
   });
 
   it("with a token: 401 without it, bearer or cookie with it, and the token never in a page", async () => {
@@ -428,7 +524,11 @@ describe("createRunViewer() handler", () => {
     }, { storage: storage3 });
     const handler = createRunViewer(storage3, { tailBytes: 64 * 1024, logPageBytes: 64 * 1024 });
     const body = await (await get(handler, "/runs/big/big-1")).text();
-    assert.ok(body.length < 200 * 1024, `run page is ${body.length} bytes`);
+    // Two tails of the 1 MB log, stdout's and both streams' (each 64 KiB of text and its
+    // markup), not the log.
+    assert.ok(body.length < 320 * 1024, `run page is ${body.length} bytes`);
+    const combined = combinedPane(body).lines.reduce((sum, [, text]) => sum + text.length + 1, 0);
+    assert.ok(combined <= 64 * 1024, `the combined pane shows ${combined} bytes`);
     assert.ok(body.includes("line 019999"));
     assert.ok(!body.includes("line 000000"));
     assert.match(body, /Showing the last 64\.0 KiB of/);

@@ -65,13 +65,12 @@ export function renderLogLines(
  */
 export function linesMarkup(lines: readonly AnsiLine[], channel?: string): Html {
   const cls = channel ? `line ch-${channel}` : "line";
-  const attr = channel ? markup` data-channel="${channel}"` : "";
   const span = (seg: AnsiSegment) =>
     seg.s === undefined
       ? markup`<span>${seg.t}</span>`
       : markup`<span style="${seg.s}">${seg.t}</span>`;
   // No whitespace between the elements: inside <pre> it would show.
-  return markup`${lines.map((line) => markup`<div class="${cls}"${attr}>${line.map(span)}</div>`)}`;
+  return markup`${lines.map((line) => markup`<div class="${cls}">${line.map(span)}</div>`)}`;
 }
 
 /** Bytes of one stream as terminal operations, chunk by chunk. */
