@@ -157,7 +157,8 @@ function decodeSegment(segment: string): string | undefined {
  * Creates the read-only web viewer of the runs on `storage`: a standard
  * `(request: Request) => Promise<Response>` handler serving the runs list (`/`), each run's page
  * (`/runs/<taskId>/<runId>`), its logs page by page and followed live over server-sent events
- * (the event `id:` is the byte offset, so `Last-Event-ID` resumes), git checkpoint patches and
+ * (the event `id:` is the byte offset, so `Last-Event-ID` resumes), both logs in print order
+ * followed live (`…/output/events`, the `id:` each item's cursor), git checkpoint patches and
  * artifacts. Every byte from a run is rendered as text; only GET and HEAD are answered.
  *
  * @param storage The storage the runs live on.
