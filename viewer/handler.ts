@@ -11,6 +11,14 @@ import { listPage } from "./list-page.ts";
 import { logPage, runPage } from "./run-page.ts";
 import { logEventStream } from "./logs.ts";
 import { isOutputCursor, outputEventStream } from "./output.ts";
+import {
+  attachmentName,
+  badRequest,
+  baseHeaders,
+  eventStreamResponse,
+  htmlResponse,
+  unauthorized,
+} from "./responses.ts";
 import { page } from "./shell.ts";
 import { z } from "zod";
 
@@ -87,37 +95,6 @@ function defaultRestoreCommand(input: RestoreCommandInput): string {
   return `runs restore ${input.taskId}/${input.runId} --seq ${input.seq} --worktree DIR${root}`;
 }
 
-/** Headers every response gets. */
-function baseHeaders(extra: Record<string, string> = {}): Headers {
-  return new Headers({
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-    ...extra,
-  });
-}
-
-function htmlResponse(status: number, body: string, nonce: string): Response {
-  return new Response(body, {
-    status,
-    headers: baseHeaders({
-      "content-type": "text/html; charset=utf-8",
-      // The last line of defence: only our own nonce'd script runs, whatever a page contains.
-      "content-security-policy": [
-        "default-src 'none'",
-        `script-src 'nonce-${nonce}'`,
-        "style-src 'unsafe-inline'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-      ].join("; "),
-    }),
-  });
-}
-
 function newNonce(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return btoa(String.fromCharCode(...bytes));
@@ -138,11 +115,6 @@ function cookieToken(request: Request): string | undefined {
     if (name === COOKIE) return decodeURIComponent(value.join("="));
   }
   return undefined;
-}
-
-function attachmentName(name: string): string {
-  const base = name.split("/").at(-1) || "artifact";
-  return `attachment; filename*=UTF-8''${encodeURIComponent(base)}`;
 }
 
 function decodeSegment(segment: string): string | undefined {
@@ -396,30 +368,4 @@ export function createRunViewer(
       );
     }
   };
-}
-
-function badRequest(text: string): Response {
-  return new Response(text, {
-    status: 400,
-    headers: baseHeaders({ "content-type": "text/plain; charset=utf-8" }),
-  });
-}
-
-function eventStreamResponse(body: ReadableStream<Uint8Array>): Response {
-  return new Response(body, {
-    headers: baseHeaders({
-      "content-type": "text/event-stream; charset=utf-8",
-      "x-accel-buffering": "no",
-    }),
-  });
-}
-
-function unauthorized(): Response {
-  return new Response("Unauthorized: this viewer needs its token\n", {
-    status: 401,
-    headers: baseHeaders({
-      "content-type": "text/plain; charset=utf-8",
-      "www-authenticate": 'Bearer realm="runs viewer"',
-    }),
-  });
 }
