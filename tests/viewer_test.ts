@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { createMemoryStorage } from "../storage/memory.ts";
 import { runStep } from "../core/runner.ts";
 import { readRunLogBytes } from "../core/read.ts";
+import { readRunOutput } from "../core/output.ts";
 import { ValidationError } from "../core/errors.ts";
 import { createRunViewer } from "../viewer/mod.ts";
 import { type AnsiLine, applyOps, createAnsiParser } from "../viewer/ansi.ts";
@@ -391,6 +392,29 @@ describe("createRunViewer() handler", () => {
         await get(handler, `/runs/demo/live-3/output/events?from=${cursor}`),
       );
       assert.deepEqual(rest.map((e) => e.event), ["end"]);
+    } finally {
+      await run.finish();
+    }
+  });
+
+  it("ends the combined stream of a run whose writer stopped with a stale event at its cursor", async () => {
+    const own = createMemoryStorage();
+    const run = await startLiveRun(own, "quiet-2");
+    try {
+      // Once its first line is stored (the runner flushes every second or so).
+      const stored = async () => {
+        for await (const _ of readRunOutput(own, { taskId: "demo", runId: "quiet-2" })) return true;
+        return false;
+      };
+      while (!(await stored())) await new Promise((r) => setTimeout(r, 50));
+      // A heartbeat older than staleAfterMs: the writer counts as dead.
+      const handler = createRunViewer(own, { staleAfterMs: 1, pollMs: 50 });
+      const events = await readEvents(await get(handler, "/runs/demo/quiet-2/output/events"));
+      const last = events.at(-1)!;
+      assert.equal(last.event, "stale");
+      const sent = outputMessages(events);
+      assert.deepEqual(linesOf(sent), ["stdout: live run started"]);
+      assert.equal(JSON.parse(last.data).cursor, sent.at(-1)!.id);
     } finally {
       await run.finish();
     }
