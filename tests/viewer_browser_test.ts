@@ -57,6 +57,7 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
   let origin: string;
   let live: LiveRun | undefined;
   let reconnecting: LiveRun | undefined;
+  let mixed: LiveRun | undefined;
   const dialogs: string[] = [];
   /** Last-Event-ID headers the event streams of `demo/reconnect-1` were opened with. */
   const resumedFrom: (string | null)[] = [];
@@ -72,6 +73,7 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
     await seedGitRun(storage, join(root, "git"));
     live = await startLiveRun(storage);
     reconnecting = await startLiveRun(storage, "reconnect-1");
+    mixed = await startLiveRun(storage, "mixed-live-1");
     const viewer = createRunViewer(storage, { pollMs: 200 });
     // The first event stream of demo/reconnect-1 is cut after its first event, as a dropped
     // connection would be: the browser must reconnect and resume from the offset it saw.
@@ -115,6 +117,7 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
     await browser?.close();
     await live?.finish();
     await reconnecting?.finish();
+    await mixed?.finish();
     await server?.shutdown();
     if (root) await rm(root, { recursive: true, force: true });
   });
@@ -203,6 +206,72 @@ describe("web viewer in headless Chromium", { skip: skipReason }, () => {
     );
     assert.equal(await page.$eval("#status", (el) => el.textContent), "completed");
     await screenshot(page, "run-live-finished");
+    await page.close();
+  });
+
+  it("the combined tab shows both streams of a live run in print order, stderr marked, then 'finished'", async () => {
+    const page = await open("/runs/demo/mixed-live-1");
+    await page.click('[data-tab="combined"]');
+    await page.waitForFunction(() =>
+      document.querySelector("#log-combined")?.textContent?.includes("live run started")
+    );
+    assert.equal(
+      await page.$eval("#log-combined", (el) => (el.closest(".pane") as HTMLElement).hidden),
+      false,
+    );
+    const combinedLines = () =>
+      page.$$eval("#log-combined .line", (els) =>
+        els.map((el) => [
+          el.classList.contains("ch-stderr") ? "stderr" : "stdout",
+          el.textContent ?? "",
+        ]));
+    // Printed after the page loaded, in turns and spread over the runner's flushes; a stdout line
+    // left open while stderr prints goes on where it started.
+    const hostile = '<img src=x onerror="alert(3)">';
+    await mixed!.print("out 1\n");
+    await mixed!.printErr("err 1\n");
+    await new Promise((r) => setTimeout(r, 300));
+    await mixed!.print("compiling... ");
+    await mixed!.printErr(`err 2 ${hostile}\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    await mixed!.print("done\n");
+    await mixed!.printErr("\x1b[33merr 3\x1b[0m\n");
+    await mixed!.print("out 3\n");
+    await page.waitForFunction(
+      () => document.querySelector("#log-combined")?.textContent?.includes("out 3"),
+      { timeout: 10_000, polling: 50 },
+    );
+    assert.deepEqual(await combinedLines(), [
+      ["stdout", "live run started"],
+      ["stdout", "out 1"],
+      ["stderr", "err 1"],
+      ["stdout", "compiling... done"],
+      ["stderr", `err 2 ${hostile}`],
+      ["stderr", "err 3"],
+      ["stdout", "out 3"],
+    ]);
+    const marks = await page.$$eval(
+      "#log-combined .line",
+      (els) => els.map((el) => getComputedStyle(el).borderLeftColor),
+    );
+    assert.deepEqual(
+      marks.map((colour) => colour === "rgb(205, 49, 49)"),
+      [false, false, true, false, true, true, false],
+      "stderr lines marked in red",
+    );
+    assert.equal(await page.$$eval("#log-combined img", (els) => els.length), 0);
+    await screenshot(page, "run-live-combined");
+    const finishing = mixed!.finish();
+    mixed = undefined;
+    await finishing;
+    await page.waitForFunction(
+      () => document.querySelector("#liveness")?.textContent === "finished",
+      { timeout: 10_000 },
+    );
+    assert.equal(await page.$eval("#status", (el) => el.textContent), "completed");
+    assert.equal((await combinedLines()).length, 7, "no line twice");
+    assert.deepEqual(dialogs, []);
+    await screenshot(page, "run-live-combined-finished");
     await page.close();
   });
 

@@ -1,5 +1,6 @@
 // Runs for the viewer's tests: a finished run (ANSI colours, `\r` progress, hostile markup, an
-// artifact), a failed run, a live run the test prints into, and a run with a git checkpoint.
+// artifact), a failed run, one printing on both streams in turn, a live run the test prints into,
+// and a run with a git checkpoint.
 
 import { mkdir } from "node:fs/promises";
 import { runStep } from "../core/runner.ts";
@@ -40,17 +41,40 @@ export async function seedFailedRun(storage: RunStorage): Promise<void> {
   }, { storage });
 }
 
-/** A run kept live until `finish()`: `print` writes to its stdout. */
+/** What `demo/mixed-1` prints, in order: each line's stream and text. */
+export const MIXED_LINES: readonly (readonly ["stdout" | "stderr", string])[] = [
+  ["stdout", "out 1"],
+  ["stderr", "err 1"],
+  ["stdout", "out 2"],
+  ["stderr", "err 2"],
+  ["stdout", `out ${HOSTILE_SCRIPT}`],
+  ["stderr", `err ${HOSTILE_SCRIPT}`],
+];
+
+/** Creates the finished run `demo/mixed-1`, whose worker prints {@linkcode MIXED_LINES}. */
+export async function seedMixedRun(storage: RunStorage): Promise<void> {
+  await runStep(baseRequest({ taskId: "demo", runId: "mixed-1", stepName: "Mix" }), {
+    async execute(_run, context) {
+      for (const [channel, text] of MIXED_LINES) await context[channel](`${text}\n`);
+      return { ok: true, outcome: "completed", summary: "mixed", exitCode: 0 };
+    },
+  }, { storage });
+}
+
+/** A run kept live until `finish()`: `print` writes to its stdout, `printErr` to its stderr. */
 export interface LiveRun {
   /** Prints text on the run's stdout. */
-  print(text: string): Promise<void>;
+  print(text: string | Uint8Array): Promise<void>;
+  /** Prints text on the run's stderr. */
+  printErr(text: string | Uint8Array): Promise<void>;
   /** Lets the run complete; resolves once runStep has. */
   finish(): Promise<void>;
 }
 
 /** Starts the live run `demo/live-1` and resolves once it printed its first line. */
 export async function startLiveRun(storage: RunStorage, runId = "live-1"): Promise<LiveRun> {
-  let print!: (text: string) => Promise<void>;
+  let print!: (text: string | Uint8Array) => Promise<void>;
+  let printErr!: (text: string | Uint8Array) => Promise<void>;
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let ready!: () => void;
@@ -58,6 +82,7 @@ export async function startLiveRun(storage: RunStorage, runId = "live-1"): Promi
   const done = runStep(baseRequest({ taskId: "demo", runId, stepName: "Watch" }), {
     async execute(_run, context) {
       print = async (text) => await context.stdout(text);
+      printErr = async (text) => await context.stderr(text);
       await context.stdout("live run started\n");
       ready();
       await released;
@@ -67,6 +92,7 @@ export async function startLiveRun(storage: RunStorage, runId = "live-1"): Promi
   await started;
   return {
     print: (text) => print(text),
+    printErr: (text) => printErr(text),
     async finish() {
       release();
       await done;

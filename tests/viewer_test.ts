@@ -1,11 +1,13 @@
 // The web viewer's handler, called with Requests directly (Deno and Node): escaping, badges,
-// SSE framing and Last-Event-ID resume, the token, paging, downloads, 404s.
+// SSE framing and Last-Event-ID resume (by byte offset per log, by cursor for both logs in print
+// order), the token, paging, downloads, 404s.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createMemoryStorage } from "../storage/memory.ts";
 import { runStep } from "../core/runner.ts";
 import { readRunLogBytes } from "../core/read.ts";
+import { readRunOutput } from "../core/output.ts";
 import { ValidationError } from "../core/errors.ts";
 import { createRunViewer } from "../viewer/mod.ts";
 import { type AnsiLine, applyOps, createAnsiParser } from "../viewer/ansi.ts";
@@ -19,9 +21,11 @@ import {
   HOSTILE_IMG,
   HOSTILE_SCRIPT,
   type LiveRun,
+  MIXED_LINES,
   seedFailedRun,
   seedFinishedRun,
   seedGitRun,
+  seedMixedRun,
   startLiveRun,
 } from "./viewer_fixtures.ts";
 
@@ -83,6 +87,38 @@ function textOf(events: SseEvent[]): string {
     }
   }
   return out;
+}
+
+/** Text as the pages escape it. */
+const escaped = (text: string) =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;").replaceAll("'", "&#39;");
+
+/** The run page's combined pane: its `<pre>` attributes and each line's stream and markup text. */
+function combinedPane(body: string): { attrs: string; lines: [string, string][] } {
+  const pane = /<pre class="log" id="log-combined"([^>]*)>([\s\S]*?)<\/pre>/.exec(body);
+  assert.ok(pane, "a combined pane");
+  const lines = [...pane[2].matchAll(/<div class="line ch-(stdout|stderr)">(.*?)<\/div>/g)]
+    .map((m): [string, string] => [m[1], m[2].replace(/<\/?span[^>]*>/g, "")]);
+  return { attrs: pane[1], lines };
+}
+
+/** The combined stream's messages: id, stream, and the text of their terminal operations. */
+function outputMessages(events: SseEvent[]): { id?: string; c: string; text: string }[] {
+  return events.filter((e) => e.event === "message").map((e) => {
+    const { c, ops } = JSON.parse(e.data) as { c: string; ops: [string, { t: string }[]?][] };
+    let text = "";
+    for (const op of ops) {
+      if (op[0] === "n") text += "\n";
+      if (op[0] === "t") text += op[1]!.map((s) => s.t).join("");
+    }
+    return { id: e.id, c, text };
+  });
+}
+
+/** Messages as lines, each with its stream (messages hold whole lines in these tests). */
+function linesOf(messages: { c: string; text: string }[]): string[] {
+  return messages.flatMap((m) => m.text.split("\n").slice(0, -1).map((line) => `${m.c}: ${line}`));
 }
 
 describe("createRunViewer() handler", () => {
@@ -270,6 +306,211 @@ describe("createRunViewer() handler", () => {
     assert.equal(JSON.parse(events.at(-1)!.data).status, "completed");
   });
 
+  it("lists both streams of a finished run in print order, each line marked, markup as text", async () => {
+    const own = createMemoryStorage();
+    await seedMixedRun(own);
+    const body = await (await get(createRunViewer(own), "/runs/demo/mixed-1")).text();
+    const { attrs, lines } = combinedPane(body);
+    assert.deepEqual(lines, MIXED_LINES.map(([channel, text]) => [channel, escaped(text)]));
+    assert.ok(!body.includes(HOSTILE_SCRIPT), "no script tag from a log");
+    assert.equal((body.match(/<script[^>]*>/g) ?? []).length, 1);
+    // The cursor after the last item; a finished run is not followed.
+    assert.match(attrs, /data-cursor="[\d.]+"/);
+    assert.doesNotMatch(attrs, /data-events/);
+    assert.doesNotMatch(body, /Showing the last [^<]* of the output/);
+  });
+
+  it("keeps each stream's open line its own: a partial stdout line is not glued to stderr", async () => {
+    const own = createMemoryStorage();
+    await runStep(baseRequest({ taskId: "demo", runId: "partial-1" }), {
+      async execute(_run, context) {
+        await context.stdout("compiling... ");
+        await context.stderr("warning: slow disk\n");
+        await context.stdout("done\n");
+        await context.stderr("\x1b[31mno newline at the end");
+        return { ok: true, outcome: "completed", summary: "ok" };
+      },
+    }, { storage: own });
+    const body = await (await get(createRunViewer(own), "/runs/demo/partial-1")).text();
+    const { attrs, lines } = combinedPane(body);
+    assert.deepEqual(lines, [
+      ["stdout", "compiling... done"],
+      ["stderr", "warning: slow disk"],
+      ["stderr", "no newline at the end"],
+    ]);
+    assert.match(attrs, /data-open-stdout="0" data-open-stderr="1"/);
+  });
+
+  it("follows both streams of a live run in print order over SSE, cursors as ids, and resumes after Last-Event-ID", async () => {
+    const own = createMemoryStorage();
+    const run = await startLiveRun(own, "live-3");
+    const handler = createRunViewer(own, { pollMs: 50 });
+    try {
+      const response = await get(handler, "/runs/demo/live-3/output/events");
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
+      const printing = (async () => {
+        for (let i = 1; i <= 3; i++) {
+          await run.print(`out ${i}\n`);
+          await run.printErr(`err ${i}\n`);
+          await new Promise((r) => setTimeout(r, 120));
+        }
+      })();
+      const live = outputMessages(
+        await readEvents(response, (e) => linesOf(outputMessages(e)).includes("stderr: err 3")),
+      );
+      await printing;
+      const expected = [
+        "stdout: live run started",
+        ...[1, 2, 3].flatMap((i) => [`stdout: out ${i}`, `stderr: err ${i}`]),
+      ];
+      assert.deepEqual(linesOf(live), expected);
+      const ids = live.map((m) => m.id);
+      assert.ok(ids.every((id) => id !== undefined && /^[\d.]+$/.test(id)), JSON.stringify(ids));
+      assert.equal(new Set(ids).size, ids.length, "each item its own cursor");
+      await run.finish();
+
+      // Resume after the item that printed "err 1": the header wins over a stale `from`.
+      const at = live.findIndex((m) => m.text === "err 1\n");
+      assert.ok(at > 0);
+      const resumed = await readEvents(
+        await get(handler, `/runs/demo/live-3/output/events?from=${live[0].id}`, {
+          headers: { "last-event-id": live[at].id! },
+        }),
+      );
+      const after = outputMessages(resumed);
+      assert.deepEqual(linesOf(after), expected.slice(expected.indexOf("stderr: err 1") + 1));
+      assert.deepEqual(after.map((m) => m.id), ids.slice(at + 1));
+      const end = resumed.at(-1)!;
+      assert.equal(end.event, "end");
+      assert.equal(JSON.parse(end.data).status, "completed");
+      assert.equal(JSON.parse(end.data).cursor, ids.at(-1));
+      // The page of the finished run carries the cursor after its last item: nothing follows it.
+      const page = await (await get(handler, "/runs/demo/live-3")).text();
+      const cursor = /data-cursor="([\d.]+)"/.exec(combinedPane(page).attrs)?.[1];
+      const rest = await readEvents(
+        await get(handler, `/runs/demo/live-3/output/events?from=${cursor}`),
+      );
+      assert.deepEqual(rest.map((e) => e.event), ["end"]);
+    } finally {
+      await run.finish();
+    }
+  });
+
+  it("ends the combined stream of a run whose writer stopped with a stale event at its cursor", async () => {
+    const own = createMemoryStorage();
+    const run = await startLiveRun(own, "quiet-2");
+    try {
+      // Once its first line is stored (the runner flushes every second or so).
+      const stored = async () => {
+        for await (const _ of readRunOutput(own, { taskId: "demo", runId: "quiet-2" })) return true;
+        return false;
+      };
+      while (!(await stored())) await new Promise((r) => setTimeout(r, 50));
+      // A heartbeat older than staleAfterMs: the writer counts as dead.
+      const handler = createRunViewer(own, { staleAfterMs: 1, pollMs: 50 });
+      const events = await readEvents(await get(handler, "/runs/demo/quiet-2/output/events"));
+      const last = events.at(-1)!;
+      assert.equal(last.event, "stale");
+      const sent = outputMessages(events);
+      assert.deepEqual(linesOf(sent), ["stdout: live run started"]);
+      assert.equal(JSON.parse(last.data).cursor, sent.at(-1)!.id);
+    } finally {
+      await run.finish();
+    }
+  });
+
+  it("resumes a stream cut mid-character with the whole character, once", async () => {
+    const own = createMemoryStorage();
+    const euro = new TextEncoder().encode("€\n"); // e2 82 ac 0a
+    await runStep(baseRequest({ taskId: "demo", runId: "utf8-1" }), {
+      async execute(_run, context) {
+        await context.stdout(euro.subarray(0, 2));
+        await context.stderr("between\n");
+        await context.stdout(euro.subarray(2));
+        return { ok: true, outcome: "completed", summary: "ok" };
+      },
+    }, { storage: own });
+    const handler = createRunViewer(own);
+    const all = outputMessages(
+      await readEvents(await get(handler, "/runs/demo/utf8-1/output/events")),
+    );
+    assert.deepEqual(linesOf(all), ["stderr: between", "stdout: €"]);
+    const resumed = outputMessages(
+      await readEvents(
+        await get(handler, `/runs/demo/utf8-1/output/events?from=${all[0].id}`),
+      ),
+    );
+    assert.deepEqual(linesOf(resumed), ["stderr: between", "stdout: €"]);
+    const body = await (await get(handler, "/runs/demo/utf8-1")).text();
+    assert.deepEqual(combinedPane(body).lines, [["stderr", "between"], ["stdout", "€"]]);
+  });
+
+  it("answers 400 for a bad cursor and 404 for a run that does not exist", async () => {
+    const own = createMemoryStorage();
+    await seedMixedRun(own);
+    const handler = createRunViewer(own);
+    for (
+      const [query, header] of [
+        ["?from=x", undefined],
+        ["?from=1.2.3", undefined],
+        ["?from=1.2.3.4.5", undefined],
+        ["?from=12345678901234567.0.0.0", undefined],
+        ["", "../../meta.json"],
+        ["?from=0.0.0.0", "-1.0.0.0"],
+      ] as const
+    ) {
+      const response = await get(handler, `/runs/demo/mixed-1/output/events${query}`, {
+        headers: header === undefined ? {} : { "last-event-id": header },
+      });
+      assert.equal(response.status, 400, `${query} ${header}`);
+      assert.match(await response.text(), /^Bad cursor/);
+    }
+    const missing = await get(handler, "/runs/demo/nope/output/events");
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    const bare = await get(handler, "/runs/demo/mixed-1/output");
+    assert.equal(bare.status, 404);
+    await bare.body?.cancel();
+  });
+
+  it("tails both streams of a large log to tailBytes, from a whole line, linking the paged logs", async () => {
+    const own = createMemoryStorage();
+    const line = (stream: string, i: number) =>
+      `${stream} ${String(i).padStart(5, "0")} ${"y".repeat(20)}\n`;
+    await runStep(baseRequest({ taskId: "big", runId: "mixed-big" }), {
+      async execute(_run, context) {
+        // One piece far larger than the tail (it is stored as 1 MiB index entries), then turns.
+        let text = "";
+        for (let i = 0; i < 40_000; i++) text += line("o", i);
+        await context.stdout(text);
+        for (let i = 0; i < 50; i++) {
+          await context.stdout(line("o", 40_000 + i));
+          await context.stderr(line("e", i));
+        }
+        return { ok: true, outcome: "completed", summary: "loud" };
+      },
+    }, { storage: own });
+    const handler = createRunViewer(own, { tailBytes: 1024 });
+    const body = await (await get(handler, "/runs/big/mixed-big")).text();
+    const { lines } = combinedPane(body);
+    const shown = lines.reduce((sum, [, text]) => sum + text.length + 1, 0);
+    assert.ok(shown <= 1024 && shown > 900, `${shown} bytes shown`);
+    assert.deepEqual(lines.at(-1), ["stderr", line("e", 49).trimEnd()]);
+    assert.deepEqual(lines.at(-2), ["stdout", line("o", 40_049).trimEnd()]);
+    // Whole lines only, alternating as printed.
+    for (const [stream, text] of lines) {
+      assert.match(text, new RegExp(`^${stream === "stdout" ? "o" : "e"} \\d{5} y{20}$`));
+    }
+    for (let i = 1; i < lines.length; i++) assert.notEqual(lines[i][0], lines[i - 1][0]);
+    assert.match(
+      body,
+      new RegExp(`Showing the last ${shown} B of the output \\(1\\.\\d MiB in all\\)`),
+    );
+    assert.match(body, /<a href="\/runs\/big\/mixed-big\/logs\/stdout\?offset=0">stdout<\/a>/);
+    assert.match(body, /<a href="\/runs\/big\/mixed-big\/logs\/stderr\?offset=0">stderr<\/a>/);
+  });
+
   it("with a token: 401 without it, bearer or cookie with it, and the token never in a page", async () => {
     const token = "s3cret-token-0123456789";
     const handler = createRunViewer(storage, { token });
@@ -307,7 +548,11 @@ describe("createRunViewer() handler", () => {
     }, { storage: storage3 });
     const handler = createRunViewer(storage3, { tailBytes: 64 * 1024, logPageBytes: 64 * 1024 });
     const body = await (await get(handler, "/runs/big/big-1")).text();
-    assert.ok(body.length < 200 * 1024, `run page is ${body.length} bytes`);
+    // Two tails of the 1 MB log, stdout's and both streams' (each 64 KiB of text and its
+    // markup), not the log.
+    assert.ok(body.length < 320 * 1024, `run page is ${body.length} bytes`);
+    const combined = combinedPane(body).lines.reduce((sum, [, text]) => sum + text.length + 1, 0);
+    assert.ok(combined <= 64 * 1024, `the combined pane shows ${combined} bytes`);
     assert.ok(body.includes("line 019999"));
     assert.ok(!body.includes("line 000000"));
     assert.match(body, /Showing the last 64\.0 KiB of/);

@@ -202,34 +202,54 @@ export function createAnsiParser(): AnsiParser {
 export type AnsiLine = AnsiSegment[];
 
 /**
+ * Where a terminal's writing stands between calls of {@linkcode applyOps}: whether the current
+ * line is open (no newline yet), whether a `\r` waits for text to replace it, and that line.
+ */
+export interface LineState {
+  /** The current line has no newline yet. */
+  open: boolean;
+  /** A `\r` came: the next text replaces the current line. */
+  pendingReturn: boolean;
+  /** The current line (default: the last of `lines`). */
+  line?: AnsiLine;
+}
+
+/**
  * Applies operations to a list of lines, as a terminal shows them: `\r` makes the next text
- * replace the current line. Returns whether the last line is still open (no newline yet).
+ * replace the current line. Streams written into one list each keep their own `state`, so one
+ * stream's open line goes on where it is while another's lines come after it.
  *
- * @param lines The lines so far (changed in place).
+ * @param lines The lines so far (changed in place; new lines are pushed).
  * @param ops The operations.
- * @param state `{ open, pendingReturn }`, carried between calls.
+ * @param state Carried between calls (changed in place).
  */
 export function applyOps(
   lines: AnsiLine[],
   ops: readonly AnsiOp[],
-  state: { open: boolean; pendingReturn: boolean },
+  state: LineState,
 ): void {
+  const startLine = () => {
+    state.line = [];
+    lines.push(state.line);
+    return state.line;
+  };
   for (const op of ops) {
     if (op[0] === "n") {
-      if (!state.open) lines.push([]);
+      if (!state.open) startLine();
       state.open = false;
       state.pendingReturn = false;
     } else if (op[0] === "r") {
       state.pendingReturn = true;
     } else {
+      let line: AnsiLine;
       if (!state.open) {
-        lines.push([]);
+        line = startLine();
         state.open = true;
-      } else if (state.pendingReturn) {
-        lines[lines.length - 1] = [];
+      } else {
+        line = state.line ?? lines.at(-1) ?? startLine();
+        if (state.pendingReturn) line.length = 0;
       }
       state.pendingReturn = false;
-      const line = lines[lines.length - 1];
       for (const segment of op[1]) {
         const last = line.at(-1);
         if (last !== undefined && last.s === segment.s) {

@@ -1,6 +1,7 @@
-// The run page's script, served inline under a CSP nonce (no build step). It follows the logs
-// over server-sent events and applies the pre-parsed terminal operations the server sends
-// (see ansi.ts) with DOM text APIs only: stored bytes never reach innerHTML.
+// The run page's script, served inline under a CSP nonce (no build step). It follows each log,
+// and both in print order, over server-sent events and applies the pre-parsed terminal
+// operations the server sends (see ansi.ts) with DOM text APIs only: stored bytes never reach
+// innerHTML.
 
 /** The script's source. Plain ES2017 so any browser runs it as is. */
 export const RUN_PAGE_SCRIPT: string = `"use strict";
@@ -36,8 +37,10 @@ export const RUN_PAGE_SCRIPT: string = `"use strict";
     age.textContent = Math.round((base + Date.now() - started) / 1000) + " s ago";
   }, 1000) : undefined;
 
-  function terminal(log, channel) {
-    return { log: log, channel: channel, open: log.getAttribute("data-open") === "1", pending: false };
+  // A terminal writing into a log: the combined log has one per stream, each with its own
+  // current line (a stream's open line goes on where it is while the other's lines come after).
+  function terminal(log, channel, openAttr) {
+    return { log: log, channel: channel, open: log.getAttribute(openAttr) === "1", pending: false };
   }
   function atBottom(log) {
     return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -45,7 +48,6 @@ export const RUN_PAGE_SCRIPT: string = `"use strict";
   function newLine(term) {
     var line = doc.createElement("div");
     line.className = "line" + (term.channel ? " ch-" + term.channel : "");
-    if (term.channel) line.setAttribute("data-channel", term.channel);
     term.log.appendChild(line);
     return line;
   }
@@ -80,42 +82,33 @@ export const RUN_PAGE_SCRIPT: string = `"use strict";
     if (follow) term.log.scrollTop = term.log.scrollHeight;
   }
 
-  var combined = doc.getElementById("log-combined");
+  // Each pane follows its own event stream; the badge and the note change once all have ended.
   var following = 0;
-  doc.querySelectorAll("pre.log[data-events]").forEach(function (log) {
-    var channel = log.getAttribute("data-channel");
-    var own = terminal(log, "");
-    var mixed = combined ? terminal(combined, channel) : undefined;
-    if (mixed) mixed.open = false;
-    var url = log.getAttribute("data-events") + "?from=" + log.getAttribute("data-offset");
+  function done(word) {
+    following--;
+    if (word === "stale") setBadge("stale");
+    else if (following === 0) setBadge(word);
+    if (following === 0 && ticker !== undefined) clearInterval(ticker);
+    var note = doc.getElementById("status-note");
+    if (note && following === 0) {
+      note.textContent = word === "stale"
+        ? "The run stopped heartbeating before it finished. "
+        : "The run ended. ";
+      var reload = doc.createElement("a");
+      reload.href = location.pathname;
+      reload.textContent = "Reload for its final records";
+      note.appendChild(reload);
+      var soFar = doc.getElementById("so-far");
+      if (soFar) soFar.textContent = "";
+      if (age && word !== "stale") age.textContent = "none (the run ended)";
+    }
+  }
+  function listen(url, onMessage) {
     var source = new EventSource(url);
     following++;
-    source.onmessage = function (event) {
-      var ops = JSON.parse(event.data);
-      apply(own, ops);
-      if (mixed) apply(mixed, ops);
-    };
-    function done(word) {
-      source.close();
-      following--;
-      if (word === "stale") setBadge("stale");
-      else if (following === 0) setBadge(word);
-      if (following === 0 && ticker !== undefined) clearInterval(ticker);
-      var note = doc.getElementById("status-note");
-      if (note && following === 0) {
-        note.textContent = word === "stale"
-          ? "The run stopped heartbeating before it finished. "
-          : "The run ended. ";
-        var reload = doc.createElement("a");
-        reload.href = location.pathname;
-        reload.textContent = "Reload for its final records";
-        note.appendChild(reload);
-        var soFar = doc.getElementById("so-far");
-        if (soFar) soFar.textContent = "";
-        if (age && word !== "stale") age.textContent = "none (the run ended)";
-      }
-    }
+    source.onmessage = onMessage;
     source.addEventListener("end", function (event) {
+      source.close();
       var info = JSON.parse(event.data);
       var status = doc.getElementById("status");
       if (status && typeof info.status === "string") status.textContent = info.status;
@@ -123,7 +116,32 @@ export const RUN_PAGE_SCRIPT: string = `"use strict";
       if (exit && typeof info.exitCode === "number") exit.textContent = String(info.exitCode);
       done(typeof info.badge === "string" ? info.badge : "finished");
     });
-    source.addEventListener("stale", function () { done("stale"); });
+    source.addEventListener("stale", function () {
+      source.close();
+      done("stale");
+    });
+  }
+
+  doc.querySelectorAll("pre.log[data-events][data-offset]").forEach(function (log) {
+    var own = terminal(log, "", "data-open");
+    listen(log.getAttribute("data-events") + "?from=" + log.getAttribute("data-offset"),
+      function (event) { apply(own, JSON.parse(event.data)); });
   });
+
+  // Both streams in print order, from the cursor after the lines the server rendered.
+  var combined = doc.getElementById("log-combined");
+  if (combined && combined.hasAttribute("data-events")) {
+    var streams = {
+      stdout: terminal(combined, "stdout", "data-open-stdout"),
+      stderr: terminal(combined, "stderr", "data-open-stderr")
+    };
+    var cursor = combined.getAttribute("data-cursor");
+    listen(combined.getAttribute("data-events") +
+      (cursor ? "?from=" + encodeURIComponent(cursor) : ""), function (event) {
+      var item = JSON.parse(event.data);
+      var term = item.c === "stdout" ? streams.stdout : item.c === "stderr" ? streams.stderr : null;
+      if (term) apply(term, item.ops);
+    });
+  }
 })();
 `;

@@ -57,6 +57,10 @@ export const links = {
   log(ctx: ViewerContext, taskId: string, runId: string, channel: string): string {
     return `${links.run(ctx, taskId, runId)}/logs/${channel}`;
   },
+  /** Both streams of a run in print order (their event stream is under it). */
+  output(ctx: ViewerContext, taskId: string, runId: string): string {
+    return `${links.run(ctx, taskId, runId)}/output`;
+  },
   /** An artifact's download. */
   artifact(ctx: ViewerContext, taskId: string, runId: string, name: string): string {
     return `${links.run(ctx, taskId, runId)}/artifacts/${

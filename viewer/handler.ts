@@ -10,6 +10,15 @@ import { markup } from "./html.ts";
 import { listPage } from "./list-page.ts";
 import { logPage, runPage } from "./run-page.ts";
 import { logEventStream } from "./logs.ts";
+import { isOutputCursor, outputEventStream } from "./output.ts";
+import {
+  attachmentName,
+  badRequest,
+  baseHeaders,
+  eventStreamResponse,
+  htmlResponse,
+  unauthorized,
+} from "./responses.ts";
 import { page } from "./shell.ts";
 import { z } from "zod";
 
@@ -86,37 +95,6 @@ function defaultRestoreCommand(input: RestoreCommandInput): string {
   return `runs restore ${input.taskId}/${input.runId} --seq ${input.seq} --worktree DIR${root}`;
 }
 
-/** Headers every response gets. */
-function baseHeaders(extra: Record<string, string> = {}): Headers {
-  return new Headers({
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-    ...extra,
-  });
-}
-
-function htmlResponse(status: number, body: string, nonce: string): Response {
-  return new Response(body, {
-    status,
-    headers: baseHeaders({
-      "content-type": "text/html; charset=utf-8",
-      // The last line of defence: only our own nonce'd script runs, whatever a page contains.
-      "content-security-policy": [
-        "default-src 'none'",
-        `script-src 'nonce-${nonce}'`,
-        "style-src 'unsafe-inline'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-      ].join("; "),
-    }),
-  });
-}
-
 function newNonce(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return btoa(String.fromCharCode(...bytes));
@@ -139,11 +117,6 @@ function cookieToken(request: Request): string | undefined {
   return undefined;
 }
 
-function attachmentName(name: string): string {
-  const base = name.split("/").at(-1) || "artifact";
-  return `attachment; filename*=UTF-8''${encodeURIComponent(base)}`;
-}
-
 function decodeSegment(segment: string): string | undefined {
   try {
     return decodeURIComponent(segment);
@@ -156,7 +129,8 @@ function decodeSegment(segment: string): string | undefined {
  * Creates the read-only web viewer of the runs on `storage`: a standard
  * `(request: Request) => Promise<Response>` handler serving the runs list (`/`), each run's page
  * (`/runs/<taskId>/<runId>`), its logs page by page and followed live over server-sent events
- * (the event `id:` is the byte offset, so `Last-Event-ID` resumes), git checkpoint patches and
+ * (the event `id:` is the byte offset, so `Last-Event-ID` resumes), both logs in print order
+ * followed live (`…/output/events`, the `id:` each item's cursor), git checkpoint patches and
  * artifacts. Every byte from a run is rendered as text; only GET and HEAD are answered.
  *
  * @param storage The storage the runs live on.
@@ -255,6 +229,9 @@ export function createRunViewer(
       if (rest[2] === "events") return await events(request, url, ref, channel, nonce);
       return notFound(nonce);
     }
+    if (rest[0] === "output" && rest.length === 2 && rest[1] === "events") {
+      return await outputEvents(request, url, ref, nonce);
+    }
     if (rest[0] === "artifacts" && rest.length >= 2) {
       const name = rest.slice(1).map(decodeSegment);
       if (name.some((segment) => segment === undefined)) return notFound(nonce);
@@ -298,25 +275,36 @@ export function createRunViewer(
     const resume = request.headers.get("last-event-id") ?? url.searchParams.get("from") ?? "0";
     const from = Number(resume);
     if (!/^\d{1,15}$/.test(resume.trim()) || !Number.isSafeInteger(from)) {
-      return new Response("Bad offset\n", {
-        status: 400,
-        headers: baseHeaders({ "content-type": "text/plain; charset=utf-8" }),
-      });
+      return badRequest("Bad offset\n");
     }
     if (await storage.read(keysOf(ref).meta) === undefined) return notFound(nonce, "No such run.");
-    const body = logEventStream(storage, ref, channel, {
+    return eventStreamResponse(logEventStream(storage, ref, channel, {
       from,
       pollMs: ctx.pollMs,
       staleAfterMs: ctx.staleAfterMs,
       // No request.signal: runtimes cancel the body stream when the client goes away, and
       // Deno's signal also fires once a response completes.
-    });
-    return new Response(body, {
-      headers: baseHeaders({
-        "content-type": "text/event-stream; charset=utf-8",
-        "x-accel-buffering": "no",
-      }),
-    });
+    }));
+  }
+
+  async function outputEvents(
+    request: Request,
+    url: URL,
+    ref: RunRef,
+    nonce: string,
+  ): Promise<Response> {
+    // A reconnecting EventSource sends the last id it saw: the cursor to resume after.
+    const resume = request.headers.get("last-event-id") ?? url.searchParams.get("from") ?? "";
+    const from = resume === "" ? undefined : resume;
+    if (from !== undefined && !(await isOutputCursor(storage, ref, from))) {
+      return badRequest("Bad cursor\n");
+    }
+    if (await storage.read(keysOf(ref).meta) === undefined) return notFound(nonce, "No such run.");
+    return eventStreamResponse(outputEventStream(storage, ref, {
+      from,
+      pollMs: ctx.pollMs,
+      staleAfterMs: ctx.staleAfterMs,
+    }));
   }
 
   return async function handle(request: Request): Promise<Response> {
@@ -380,14 +368,4 @@ export function createRunViewer(
       );
     }
   };
-}
-
-function unauthorized(): Response {
-  return new Response("Unauthorized: this viewer needs its token\n", {
-    status: 401,
-    headers: baseHeaders({
-      "content-type": "text/plain; charset=utf-8",
-      "www-authenticate": 'Bearer realm="runs viewer"',
-    }),
-  });
 }

@@ -10,12 +10,12 @@ import {
   createAnsiParser,
 } from "./ansi.ts";
 import { type Html, markup } from "./html.ts";
+import { concatBytes } from "../core/bytes.ts";
 import { followRunLog } from "../core/follow.ts";
-import { RunStaleError } from "../core/errors.ts";
-import { keysOf, readRunStatus, type RunRef } from "../core/read.ts";
+import type { RunRef } from "../core/read.ts";
 import type { RunStorage } from "../storage/types.ts";
 import type { StreamLogChannel } from "../core/types.ts";
-import { badgeWord } from "./shell.ts";
+import { type EventStreamOptions, followedEventStream } from "./sse.ts";
 
 /**
  * How many bytes at the end of `bytes` belong to a UTF-8 character cut short (0–3), so a
@@ -65,30 +65,61 @@ export function renderLogLines(
  */
 export function linesMarkup(lines: readonly AnsiLine[], channel?: string): Html {
   const cls = channel ? `line ch-${channel}` : "line";
-  const attr = channel ? markup` data-channel="${channel}"` : "";
   const span = (seg: AnsiSegment) =>
     seg.s === undefined
       ? markup`<span>${seg.t}</span>`
       : markup`<span style="${seg.s}">${seg.t}</span>`;
   // No whitespace between the elements: inside <pre> it would show.
-  return markup`${lines.map((line) => markup`<div class="${cls}"${attr}>${line.map(span)}</div>`)}`;
+  return markup`${lines.map((line) => markup`<div class="${cls}">${line.map(span)}</div>`)}`;
+}
+
+/** Bytes of one stream as terminal operations, chunk by chunk. */
+export interface StreamDecoder {
+  /**
+   * Decodes a chunk. A character cut at its end waits for the next chunk (so no text ends in a
+   * replacement character), as does an escape sequence cut there; style carries over.
+   *
+   * @returns The operations, and how many bytes they cover (carried bytes included).
+   */
+  push(bytes: Uint8Array): { ops: AnsiOp[]; whole: number };
+  /**
+   * Resuming mid-stream: `before` are the bytes just before the first chunk to come; the start
+   * of a character they cut short goes in front of that chunk.
+   */
+  resumeAfter(before: Uint8Array): void;
+}
+
+/**
+ * Creates a {@linkcode StreamDecoder}: one ANSI parser, UTF-8 cut safely between chunks.
+ *
+ * @returns A decoder with nothing carried.
+ */
+export function createStreamDecoder(): StreamDecoder {
+  const parser = createAnsiParser();
+  const decoder = new TextDecoder();
+  let carry = new Uint8Array(0);
+  return {
+    push(bytes) {
+      const joined = carry.byteLength === 0 ? bytes : concatBytes([carry, bytes]);
+      const whole = joined.byteLength - incompleteUtf8Tail(joined);
+      carry = joined.slice(whole);
+      if (whole === 0) return { ops: [], whole };
+      return {
+        ops: parser.push(decoder.decode(joined.subarray(0, whole), { stream: true })),
+        whole,
+      };
+    },
+    resumeAfter(before) {
+      carry = before.slice(before.byteLength - incompleteUtf8Tail(before));
+    },
+  };
 }
 
 /** Options of {@linkcode logEventStream}. */
-export interface LogEventStreamOptions {
+export interface LogEventStreamOptions extends EventStreamOptions {
   /** Byte offset to start from. */
   from: number;
-  /** Poll interval of the follower, ms. */
-  pollMs: number;
-  /** Heartbeat age past which the run is stale, ms. */
-  staleAfterMs: number;
-  /** Ends the stream (the client went away). */
-  signal?: AbortSignal;
-  /** Comment lines sent while nothing is new, ms (keeps proxies from closing the stream). */
-  keepAliveMs?: number;
 }
-
-const encoder = new TextEncoder();
 
 /**
  * A `text/event-stream` body following one log: `message` events carry JSON terminal operations
@@ -107,91 +138,24 @@ export function logEventStream(
   channel: StreamLogChannel,
   options: LogEventStreamOptions,
 ): ReadableStream<Uint8Array> {
-  const abort = new AbortController();
-  options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
-  const parser = createAnsiParser();
-  const decoder = new TextDecoder();
+  const decoder = createStreamDecoder();
   let offset = options.from;
-  let carry = new Uint8Array(0);
-  let iterator: AsyncIterator<Uint8Array> | undefined;
-  let keepAlive: ReturnType<typeof setInterval> | undefined;
-  let closed = false;
-  const stop = () => {
-    closed = true;
-    if (keepAlive !== undefined) clearInterval(keepAlive);
-    abort.abort();
-  };
-  const message = (ops: AnsiOp[], id: number) =>
-    encoder.encode(`id: ${id}\ndata: ${JSON.stringify(ops)}\n\n`);
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(`retry: 1000\n: following ${channel} from ${offset}\n\n`));
-      keepAlive = setInterval(() => {
-        try {
-          if (!closed) controller.enqueue(encoder.encode(": keep-alive\n\n"));
-        } catch {
-          stop();
-        }
-      }, options.keepAliveMs ?? 15_000);
-      iterator = followRunLog(storage, ref, channel, {
+  return followedEventStream<Uint8Array>(storage, ref, {
+    opening: `following ${channel} from ${offset}`,
+    follow: (signal) =>
+      followRunLog(storage, ref, channel, {
         from: options.from,
         pollMs: options.pollMs,
         staleAfterMs: options.staleAfterMs,
-        signal: abort.signal,
-      })[Symbol.asyncIterator]();
+        signal,
+      }),
+    message(bytes) {
+      const { ops, whole } = decoder.push(bytes);
+      if (whole === 0) return undefined;
+      offset += whole;
+      // Even with no visible text the offset moved: send it so a reconnect skips it.
+      return `id: ${offset}\ndata: ${JSON.stringify(ops)}\n\n`;
     },
-    async pull(controller) {
-      try {
-        const next = await iterator!.next();
-        if (closed) return;
-        if (!next.done) {
-          const joined = new Uint8Array(carry.byteLength + next.value.byteLength);
-          joined.set(carry);
-          joined.set(next.value, carry.byteLength);
-          const cut = incompleteUtf8Tail(joined);
-          const whole = joined.subarray(0, joined.byteLength - cut);
-          carry = joined.slice(joined.byteLength - cut);
-          offset += whole.byteLength;
-          if (whole.byteLength === 0) return;
-          const ops = parser.push(decoder.decode(whole, { stream: true }));
-          // Even with no visible text the offset moved: send it so a reconnect skips it.
-          controller.enqueue(message(ops, offset));
-          return;
-        }
-        if (abort.signal.aborted) {
-          stop();
-          controller.close();
-          return;
-        }
-        const status = await readRunStatus(storage, keysOf(ref), {
-          staleAfterMs: options.staleAfterMs,
-        });
-        const info = {
-          status: status.state?.status,
-          badge: badgeWord(status.state, status.liveness),
-          exitCode: status.state?.exitCode,
-          offset,
-        };
-        controller.enqueue(encoder.encode(`event: end\ndata: ${JSON.stringify(info)}\n\n`));
-        stop();
-        controller.close();
-      } catch (error) {
-        if (error instanceof RunStaleError) {
-          const info = { offset };
-          controller.enqueue(encoder.encode(`event: stale\ndata: ${JSON.stringify(info)}\n\n`));
-          stop();
-          controller.close();
-          return;
-        }
-        stop();
-        // A storage failure: end the stream with a note; the browser reconnects from the offset.
-        controller.enqueue(encoder.encode(`event: failure\ndata: {"offset":${offset}}\n\n`));
-        controller.close();
-      }
-    },
-    cancel() {
-      stop();
-      void iterator?.return?.();
-    },
-  });
+    position: () => ({ offset }),
+  }, options);
 }

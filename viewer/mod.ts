@@ -6,7 +6,8 @@
  * Pages: the runs list (filters by task and status, paging, refreshes itself while live runs
  * show), a run's page (header, lifecycle timeline, stdout/stderr tails with ANSI colours and
  * `\r` progress lines rendered as a terminal shows them, followed live over server-sent events
- * whose `id:` is the byte offset, checkpoints with a git checkpoint's diff and its restore
+ * whose `id:` is the byte offset; both streams' tail interleaved as printed, followed live with
+ * each item's cursor as the `id:`; checkpoints with a git checkpoint's diff and its restore
  * command, downloadable artifacts), and each log page by page.
  *
  * Safety: every byte from a run is data, never markup (escaped on the server, inserted with

@@ -2,13 +2,13 @@
 // git diff, artifacts. And the paged view of one log.
 
 import { readRun, readRunLogBytes, runLiveness, type RunRef } from "../core/read.ts";
-import type { CheckpointRecord } from "../core/checkpoints.ts";
 import type { StreamLogChannel } from "../core/types.ts";
 import type { GitCheckpointData } from "../git/checkpoints.ts";
 import { gitDiffSection } from "./diff-section.ts";
 import { type Html, markup } from "./html.ts";
 import { links, type ViewerContext } from "./context.ts";
 import { linesMarkup, renderLogLines } from "./logs.ts";
+import { outputMarkup, type OutputTail, readOutputTail } from "./output.ts";
 import { RUN_PAGE_SCRIPT } from "./client.ts";
 import { badge, badgeWord, formatDuration, page, time } from "./shell.ts";
 
@@ -72,29 +72,42 @@ ${
 </div>`;
 }
 
-function combinedPane(checkpoints: readonly CheckpointRecord[], live: boolean): Html {
-  const tail = [...checkpoints].reverse().find((c) => c.type === "log_tail");
-  const lines = (tail?.data as { lines?: { channel: string; text: string }[] } | undefined)
-    ?.lines ?? [];
-  const rendered = lines.map((line) => ({
-    channel: line.channel === "stderr" ? "stderr" : "stdout",
-    lines: renderLogLines(new TextEncoder().encode(String(line.text))).lines,
-  }));
-  return markup`
-    <div class="pane" data-pane="combined">
-      <h3>stdout and stderr</h3>
-      <p class="muted">${
-    tail
-      ? `The last ${lines.length} lines of both streams, in sequence order (the run's log-tail checkpoint).`
+/** Both streams in print order, their tail; followed live from the cursor after it. */
+function combinedPane(
+  ctx: ViewerContext,
+  ref: RunRef,
+  tail: OutputTail,
+  total: number,
+  live: boolean,
+): Html {
+  // Without a cursor there is nothing to resume after: following from the start is right for a
+  // run with no output yet, but would ship all of one whose tail could not be read yet.
+  const followed = live && (tail.cursor !== undefined || !tail.cut);
+  const paged = (channel: StreamLogChannel) =>
+    markup`<a href="${links.log(ctx, ref.taskId, ref.runId, channel)}?offset=0">${channel}</a>`;
+  return markup`<div class="pane" data-pane="combined">
+<h3>stdout and stderr</h3>
+<p class="muted">${
+    tail.cut
+      ? markup`Showing the last ${formatBytes(tail.bytes)} of the output (${
+        formatBytes(Math.max(total, tail.bytes))
+      } in all). Read ${paged("stdout")} or ${paged("stderr")} page by page. `
       : ""
-  }${
-    live ? " New output of both streams appears here as it is stored (stderr marked in red)." : ""
+  }Both streams in the order they were printed, stderr marked in red.${
+    followed
+      ? " New output appears here as it is stored."
+      : live
+      ? " Reload to follow new output."
+      : ""
   }</p>
-      <pre class="log" id="log-combined">${
-    rendered.map((r) => linesMarkup(r.lines.length ? r.lines : [[]], r.channel))
+<pre class="log" id="log-combined"${
+    tail.cursor === undefined ? "" : markup` data-cursor="${tail.cursor}"`
+  } data-open-stdout="${tail.open.stdout ? "1" : "0"}" data-open-stderr="${
+    tail.open.stderr ? "1" : "0"
+  }"${followed ? markup` data-events="${links.output(ctx, ref.taskId, ref.runId)}/events"` : ""}>${
+    outputMarkup(tail)
   }</pre>
-    </div>
-  `;
+</div>`;
 }
 
 /**
@@ -124,17 +137,11 @@ export async function runPage(
     (state?.finishedAt ? Date.parse(state.finishedAt) : now) - Date.parse(started),
   );
   const heartbeatMs = state?.updatedAt ? now - Date.parse(state.updatedAt) : undefined;
-  const panes = await Promise.all(
-    CHANNELS.map((channel) =>
-      logPane(
-        ctx,
-        ref,
-        channel,
-        channel === "stdout" ? state?.stdoutBytes : state?.stderrBytes,
-        live,
-      )
-    ),
-  );
+  const sizes = { stdout: state?.stdoutBytes, stderr: state?.stderrBytes };
+  const [tail, ...panes] = await Promise.all([
+    readOutputTail(ctx.storage, ref, ctx.tailBytes, sizes),
+    ...CHANNELS.map((channel) => logPane(ctx, ref, channel, sizes[channel], live)),
+  ]);
   const gitRecords = run.checkpoints.filter((c) => c.type === "git_diff");
   const wanted = Number(url.searchParams.get("checkpoint"));
   const shown = gitRecords.find((c) => c.seq === wanted) ??
@@ -250,7 +257,7 @@ export async function runPage(
     <section id="logs"><h2>Logs</h2>
     <div class="tabs" role="tablist"><button type="button" data-tab="stdout">stdout</button><button type="button" data-tab="stderr">stderr</button><button type="button" data-tab="combined">both, by sequence</button></div>
     ${panes}
-    ${combinedPane(run.checkpoints, live)}
+    ${combinedPane(ctx, ref, tail, (sizes.stdout ?? 0) + (sizes.stderr ?? 0), live)}
     </section>
 
     <section id="checkpoints"><h2>Checkpoints</h2>
