@@ -93,6 +93,12 @@ export interface FollowRunOutputOptions {
 }
 
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
+const TERMINAL_EVENTS: ReadonlySet<string> = new Set([
+  "step_completed",
+  "step_failed",
+  "step_blocked",
+  "step_prepared",
+]);
 const CURSOR = /^(\d{1,16})\.(\d{1,16})\.(\d{1,16})\.(\d{1,16})$/;
 const CursorSchema = z.string().regex(CURSOR, "must be a cursor from an item read before");
 const startSchema = {
@@ -360,6 +366,11 @@ class OutputReader {
         (entry === undefined || event.item.seq < entry.item.seq);
       if (takeEvent) {
         if (event.item.seq > limit) return;
+        if (over && entry === undefined && TERMINAL_EVENTS.has(event.item.type)) {
+          // Output no entry covers (a run stored before the index existed) was printed before
+          // the run ended: it comes before the terminal event.
+          yield* this.rest();
+        }
         this.#events!.queue.shift();
         this.position.worker = event.end;
         yield {
@@ -459,8 +470,10 @@ async function tailPosition(
   if (first < entries.length && have > tail) {
     position[entries[first].entry.stream] += have - tail;
   }
-  if (events && first < entries.length) {
-    const from = entries[first].entry.seq;
+  if (events && first > 0) {
+    // Events from the first entry's sequence on; after the last entry when no output is shown.
+    const last = entries[entries.length - 1].entry;
+    const from = first < entries.length ? entries[first].entry.seq : (last.lastSeq ?? last.seq) + 1;
     const worker = await readLogRange(storage, keys.workerLog, { offset: 0 }) ??
       new Uint8Array(0);
     let start = 0;
@@ -496,7 +509,8 @@ async function startOf(
  *
  * Bytes come in index entries (at most 1 MiB each), so a large log is read in bounded memory.
  * Bytes the index does not cover (a run stored before the index existed, or the last bytes of a
- * writer that died before storing their index) come last, without a `seq`, once the run is over.
+ * writer that died before storing their index) come without a `seq` once the run is over: after
+ * everything indexed, before the run's terminal event.
  *
  * @param storage The storage the run lives on.
  * @param ref Which run.

@@ -314,6 +314,27 @@ describe("the output index: stdout and stderr in the order printed", () => {
     const output = items.filter((i) => i.channel !== "worker");
     assert.deepEqual(shown(output), [["stdout", "a\n"], ["stderr", "b\n"]]);
     assert.ok(output.every((i) => i.seq === undefined));
+    assert.equal(items.at(-1)?.channel, "worker", "the terminal event still ends the run");
+  });
+
+  it("tail with events: all of them when the tail covers the output, none before it otherwise", async () => {
+    const storage = createMemoryStorage();
+    await runStep(baseRequest(), printing([["stdout", "a\n"], ["stderr", "b\n"]]), { storage });
+    const all = await collect(readRunOutput(storage, ref, { events: true }));
+    const types = (items: RunOutputItem[]) =>
+      items.map((i) => i.channel === "worker" ? i.event.type : i.channel);
+    assert.deepEqual(
+      types(await collect(readRunOutput(storage, ref, { events: true, tail: 99 }))),
+      types(all),
+    );
+    assert.deepEqual(
+      types(await collect(readRunOutput(storage, ref, { events: true, tail: 0 }))),
+      ["worker_exited", "step_completed"],
+    );
+    assert.deepEqual(
+      types(await collect(readRunOutput(storage, ref, { events: true, tail: 2 }))),
+      ["stderr", "worker_exited", "step_completed"],
+    );
   });
 });
 

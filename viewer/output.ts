@@ -53,26 +53,22 @@ export async function readOutputTail(
   let held = 0;
   let cursor: string | undefined;
   let cut = false;
-  // The reader starts at the index entry holding the tail's first byte; an entry holds up to
-  // 1 MiB, so the items are trimmed to the tail as they come.
   for await (const item of readRunOutput(storage, ref, { tail: tailBytes })) {
     if (item.channel === "worker") continue;
     window.push(item);
     held += item.bytes.byteLength;
     cursor = item.cursor;
-    while (held - window[0].bytes.byteLength >= tailBytes) {
-      held -= window.shift()!.bytes.byteLength;
-      cut = true;
-    }
   }
-  if (held > tailBytes) {
-    // Start at a line of the first item, past the bytes beyond the tail.
-    const first = window[0];
-    const over = held - tailBytes;
-    const newline = first.bytes.indexOf(0x0a, over - 1);
-    const start = newline === -1 ? over : newline + 1;
-    window[0] = { ...first, offset: first.offset + start, bytes: first.bytes.subarray(start) };
-    held -= start;
+  const first = window[0];
+  if (first !== undefined && first.offset > 0) {
+    // The tail starts inside the stream: show it from the first item's next line, when it has
+    // one (a line cut at its start would show as a line of its own).
+    const newline = first.bytes.indexOf(0x0a);
+    if (newline !== -1 && newline + 1 < first.bytes.byteLength) {
+      const start = newline + 1;
+      window[0] = { ...first, offset: first.offset + start, bytes: first.bytes.subarray(start) };
+      held -= start;
+    }
     cut = true;
   }
   const lines: AnsiLine[] = [];
@@ -128,21 +124,17 @@ export function outputMarkup(tail: Pick<OutputTail, "lines" | "channels">): Html
 }
 
 /**
- * Whether `from` is a cursor {@linkcode followRunOutput} takes. It is asked itself, reading
- * nothing: with its signal already aborted it checks its options and ends.
+ * Whether `from` is a cursor {@linkcode followRunOutput} takes: it checks its options when
+ * called, before reading anything (the follower made here is never started).
  *
  * @param storage The storage.
  * @param ref The run.
  * @param from The cursor offered.
  * @returns Whether it is one.
  */
-export async function isOutputCursor(
-  storage: RunStorage,
-  ref: RunRef,
-  from: string,
-): Promise<boolean> {
+export function isOutputCursor(storage: RunStorage, ref: RunRef, from: string): boolean {
   try {
-    await followRunOutput(storage, ref, { from, signal: AbortSignal.abort() }).next();
+    void followRunOutput(storage, ref, { from });
     return true;
   } catch (error) {
     if (error instanceof ValidationError) return false;
