@@ -12,52 +12,24 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readRun, readRunLogBytes } from "../core/read.ts";
 import { runStep } from "../core/runner.ts";
-import type { StepExecutionRequest } from "../core/types.ts";
 import { COMMANDS } from "../cli/commands.ts";
 import { assertSameTree, createRepos, git, leaves, put, sleep } from "./git_helpers.ts";
-import { type Backend, cliCommand, runCli, startCli, withBackend } from "./cli/run_cli.ts";
+import {
+  type Backend,
+  cliCommand,
+  exited,
+  runCli,
+  startCli,
+  stepRequest,
+  waitFor,
+  withBackend,
+} from "./cli/run_cli.ts";
 import { seedRun } from "./fixtures/seed_runs.ts";
 
 const KINDS = ["fs", "s3"] as const;
 const HOUR = 3_600_000;
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[/;
-
-function request(
-  repo: string,
-  overrides: Partial<StepExecutionRequest> = {},
-): StepExecutionRequest {
-  return {
-    taskId: "task-1",
-    stepId: "step-1",
-    stepName: "Step one",
-    stepKind: "codegen",
-    runId: "run-1",
-    attempt: 1,
-    workerKind: "script",
-    timeoutSec: 60,
-    runtime: { repoRoot: repo, worktreePath: repo },
-    ...overrides,
-  };
-}
-
-/** Waits until `probe` gives a value (at most `ms`). */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.exitCode);
-  }
-  return new Promise((resolve) => child.once("close", (code) => resolve(code)));
-}
 
 /** Keeps a seeded live run's heartbeat fresh (as its writer would) until `stop()`. */
 function heartbeat(backend: Backend, key: string): { stop(): Promise<void> } {
@@ -235,7 +207,7 @@ for (const kind of KINDS) {
 
     it("show, logs, --tail, events and artifacts get read a finished run", async (t) => {
       await withBackend(t, kind, async (backend) => {
-        const result = await runStep(request(backend.dir), {
+        const result = await runStep(stepRequest(backend.dir), {
           async execute(_run, context) {
             await context.stdout("first\nsecond\nthird\n");
             await context.stderr("warning: careful\n");
@@ -309,7 +281,7 @@ for (const kind of KINDS) {
         let shown = "";
         let cliStarted!: () => void;
         const started = new Promise<void>((resolve) => (cliStarted = resolve));
-        const run = runStep(request(backend.dir), {
+        const run = runStep(stepRequest(backend.dir), {
           async execute(_run, context) {
             await started;
             for (let i = 0; i < 3; i++) {
@@ -443,7 +415,7 @@ for (const kind of KINDS) {
           await put(dir, "README.md", "# demo\n");
         });
         const result = await runStep(
-          request(agent, {
+          stepRequest(agent, {
             taskId: "task-g",
             checkpoint: { gitDiff: { cadenceSec: { min: 30, max: 300 } } },
           }),
