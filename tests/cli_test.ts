@@ -362,27 +362,17 @@ for (const kind of KINDS) {
           ? (await import("../storage/fs.ts")).createFsStorage({ root: repo })
           : backend.storage;
         let cli: ChildProcess | undefined;
+        // Beside it, the interleaved view (--stream all) of the same run.
+        let mixed: ChildProcess | undefined;
         try {
           await waitFor(
             "the first output",
             async () =>
               (await readRunLogBytes(storage, ref, "stdout")).byteLength > 1000 ? true : undefined,
           );
-          cli = startCli(
-            [
-              "logs",
-              "crash/run-1",
-              "-f",
-              "--stream",
-              "stdout",
-              "--stale-after",
-              "2s",
-              "--poll",
-              "100ms",
-              ...args,
-            ],
-            backend.env,
-          );
+          const follow = ["logs", "crash/run-1", "-f", "--stale-after", "2s", "--poll", "100ms"];
+          cli = startCli([...follow, "--stream", "stdout", ...args], backend.env);
+          mixed = startCli([...follow, ...args], backend.env);
           await sleep(500);
         } finally {
           writer.kill("SIGKILL");
@@ -391,18 +381,29 @@ for (const kind of KINDS) {
         const killedAt = Date.now();
         let printed = 0;
         let stderr = "";
+        let mixedOut = "";
+        let mixedErr = "";
         cli.stdout!.on("data", (b: Buffer) => (printed += b.byteLength));
         cli.stderr!.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
-        const code = await exited(cli);
+        mixed!.stdout!.on("data", (b: Buffer) => (mixedOut += b.toString("utf8")));
+        mixed!.stderr!.on("data", (b: Buffer) => (mixedErr += b.toString("utf8")));
+        const [code, mixedCode] = await Promise.all([exited(cli), exited(mixed!)]);
         const waited = Date.now() - killedAt;
+        const staleNote =
+          /^runs: crash\/run-1 is stale: no heartbeat since .+; 'runs reap' closes it\n$/;
         assert.equal(code, 3, stderr);
-        assert.match(
-          stderr,
-          /^runs: crash\/run-1 is stale: no heartbeat since .+; 'runs reap' closes it\n$/,
-        );
+        assert.match(stderr, staleNote);
         const stored = await readRunLogBytes(storage, ref, "stdout");
         assert.equal(printed, stored.byteLength, "every stored byte, once");
         assert.ok(waited < 20_000, `exited ${waited} ms after the kill`);
+        assert.equal(mixedCode, 3, mixedErr);
+        assert.match(mixedErr, staleNote);
+        const lines = mixedOut.replace(/\n$/, "").split("\n").filter((l) => !/ #\d+ \w+: /.test(l));
+        assert.equal(
+          lines.join("\n"),
+          new TextDecoder().decode(stored).replace(/\n$/, ""),
+          "--stream all: every stored line, once, in order",
+        );
         // Still a running record: logs -f reports, it does not reap.
         assert.equal((await readRun(storage, ref)).state?.status, "running");
       }, { prefix: "" });
