@@ -534,21 +534,42 @@ describe("runs CLI errors and help", () => {
     if (process.platform !== "linux") return t.skip("needs util-linux script(1) for a terminal");
     await withBackend(t, "fs", async (backend) => {
       await seedRun(backend.storage, "t-a", "r-1", "failed", new Date());
-      const [command, argv] = cliCommand(["ls", ...backend.args]);
-      const line = [command, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
       // script(1) runs the CLI on a pseudo-terminal.
-      const onTty = (env: Record<string, string>) =>
-        runCli([], {}, { command: ["script", "-qec", line, "/dev/null"], env });
-      const coloured = await onTty({});
+      const onTty = (args: string[], env: Record<string, string>) => {
+        const [command, argv] = cliCommand([...args, ...backend.args]);
+        const line = [command, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+        return runCli([], {}, { command: ["script", "-qec", line, "/dev/null"], env });
+      };
+      const coloured = await onTty(["ls"], {});
       assert.equal(coloured.code, 0, coloured.stderr);
       assert.ok(
         coloured.stdout.includes("\x1b[31mfailed\x1b[39m"),
         JSON.stringify(coloured.stdout),
       );
-      const plain = await onTty({ NO_COLOR: "1" });
+      const plain = await onTty(["ls"], { NO_COLOR: "1" });
       assert.equal(plain.code, 0, plain.stderr);
       assert.match(plain.stdout, /r-1\s+s\s+script\s+1\s+failed/);
       assert.doesNotMatch(plain.stdout, ANSI);
+
+      // The interleaved log: stderr red, events dim, stdout as printed.
+      await runStep(stepRequest(backend.dir), {
+        async execute(_run, context) {
+          await context.stdout("plain\n");
+          await context.stderr("warned\n");
+          return { ok: true, outcome: "completed", summary: "ok" };
+        },
+      }, { storage: backend.storage });
+      const log = await onTty(["logs", "task-1/run-1"], {});
+      assert.equal(log.code, 0, log.stderr);
+      const lines = log.stdout.split(/\r?\n/);
+      const at = lines.indexOf("plain");
+      assert.equal(lines[at + 1], "\x1b[31mwarned\x1b[39m", JSON.stringify(log.stdout));
+      assert.ok(lines[at - 1].startsWith("\x1b[2m"), JSON.stringify(lines[at - 1]));
+      assert.ok(lines[at - 1].endsWith("\x1b[22m"), JSON.stringify(lines[at - 1]));
+      assert.match(lines[at - 1], / #\d+ worker_started: /);
+      const plainLog = await onTty(["logs", "task-1/run-1"], { NO_COLOR: "1" });
+      assert.match(plainLog.stdout, /\r?\nplain\r?\nwarned\r?\n/);
+      assert.doesNotMatch(plainLog.stdout, ANSI);
     });
   });
 
