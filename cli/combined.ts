@@ -8,10 +8,19 @@ import type { StreamLogChannel, WorkerLifecycleLogEntry } from "../core/types.ts
 import { LineSplitter } from "./lines.ts";
 import type { CommandContext } from "./main.ts";
 
-/** A line of the view, rendered; `torn` when it may be the end of a line begun before the view. */
+/** Where a stream's bytes in a view start, when not at the stream's start. */
+interface StreamStart {
+  stream: StreamLogChannel;
+  offset: number;
+}
+
+/**
+ * A line of the view, rendered. `start`: the line is the first of its stream in a view that
+ * starts inside the stream, so it may be the end of a line begun before the view.
+ */
 interface ViewLine {
   text: string;
-  torn: boolean;
+  start?: StreamStart;
 }
 
 /** One stream's lines in the view. */
@@ -19,8 +28,10 @@ interface StreamLines {
   splitter: LineSplitter;
   /** Sequence number of the stream's last bytes: a line is shown where its end was printed. */
   seq?: number;
+  /** Whether bytes of the stream were taken. */
+  seen: boolean;
   /** The view starts inside this stream's bytes: its first line may lack its start. */
-  torn: boolean;
+  start?: StreamStart;
 }
 
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
@@ -41,19 +52,14 @@ class CombinedView {
   readonly #json: boolean;
   readonly #context: CommandContext;
   readonly #streams: Record<StreamLogChannel, StreamLines> = {
-    stdout: { splitter: new LineSplitter(), torn: false },
-    stderr: { splitter: new LineSplitter(), torn: false },
+    stdout: { splitter: new LineSplitter(), seen: false },
+    stderr: { splitter: new LineSplitter(), seen: false },
   };
   #held: WorkerLifecycleLogEntry[] = [];
 
   constructor(context: CommandContext) {
     this.#context = context;
     this.#json = context.values.json === true;
-  }
-
-  /** Says the view starts inside `stream`'s bytes; before its first bytes are taken. */
-  tear(stream: StreamLogChannel): void {
-    this.#streams[stream].torn = true;
   }
 
   /** The lines an item completes. */
@@ -69,6 +75,10 @@ class CombinedView {
       return [...before, this.#event(item.event)];
     }
     const stream = this.#streams[item.channel];
+    if (!stream.seen && item.offset > 0) {
+      stream.start = { stream: item.channel, offset: item.offset };
+    }
+    stream.seen = true;
     stream.seq = item.seq;
     return stream.splitter.push(item.bytes).map((line) => this.#line(item.channel, line));
   }
@@ -89,21 +99,22 @@ class CombinedView {
 
   #line(channel: StreamLogChannel, line: string): ViewLine {
     const stream = this.#streams[channel];
-    const torn = stream.torn;
-    stream.torn = false;
-    if (this.#json) {
-      const text = JSON.stringify(
+    const text = this.#json
+      ? JSON.stringify(
         stream.seq === undefined ? { channel, line } : { channel, seq: stream.seq, line },
-      );
-      return { text, torn };
-    }
-    return { text: channel === "stderr" ? this.#context.style.red(line) : line, torn };
+      )
+      : channel === "stderr"
+      ? this.#context.style.red(line)
+      : line;
+    const start = stream.start;
+    stream.start = undefined;
+    return start === undefined ? { text } : { text, start };
   }
 
   #event(event: WorkerLifecycleLogEntry): ViewLine {
-    if (this.#json) return { text: JSON.stringify(event), torn: false };
+    if (this.#json) return { text: JSON.stringify(event) };
     const rendered = event.renderedLine ?? `${event.createdAt} ${event.type}: ${event.message}`;
-    return { text: this.#context.style.dim(rendered), torn: false };
+    return { text: this.#context.style.dim(rendered) };
   }
 }
 
@@ -112,45 +123,42 @@ function print(context: CommandContext, lines: readonly ViewLine[]): Promise<voi
   return context.output.out(lines.map((l) => `${l.text}\n`).join(""));
 }
 
-/** The last lines of a view as it is read, and how many whole lines end it. */
+/** The last lines of a view as it is read. */
 class LastLines {
   readonly #want: number;
   #lines: ViewLine[] = [];
-  /** Lines after the last one that may be torn: only those can be shown. */
-  #whole = 0;
+  /** Lines taken in all. */
+  count = 0;
 
   constructor(want: number) {
     this.#want = want;
   }
 
   add(lines: readonly ViewLine[]): void {
-    for (const line of lines) this.#whole = line.torn ? 0 : this.#whole + 1;
+    this.count += lines.length;
     this.#lines.push(...lines);
     if (this.#lines.length > 2 * this.#want + 1024) {
       this.#lines.splice(0, this.#lines.length - this.#want);
     }
   }
 
-  /** Whether the last `want` lines are all whole. */
-  get enough(): boolean {
-    return this.#whole >= this.#want;
-  }
-
+  /** The last `want` lines. */
   get lines(): ViewLine[] {
     return this.#want === 0 ? [] : this.#lines.slice(-this.#want);
   }
 }
 
-/** Whether the byte before `offset` of a stream ends a line (so a view starting there is whole). */
-async function startsLine(
+/**
+ * Whether a stream's bytes from `start` begin a line: the byte before is a newline. Read only
+ * for a line that would be shown, as it costs a read of the log.
+ */
+async function beginsLine(
   context: CommandContext,
   ref: RunRef,
-  stream: StreamLogChannel,
-  offset: number,
+  start: StreamStart,
 ): Promise<boolean> {
-  if (offset === 0) return true;
-  const before = await readRunLogBytes(context.storage(), ref, stream, {
-    offset: offset - 1,
+  const before = await readRunLogBytes(context.storage(), ref, start.stream, {
+    offset: start.offset - 1,
     length: 1,
   });
   return before[0] === 0x0a;
@@ -158,9 +166,9 @@ async function startsLine(
 
 /**
  * The last `lines` lines of the view: reads back about a window of output bytes with its events,
- * widening the window until it holds that many whole lines, or reading the run from its start
- * once the window would cover all of its output (`knownBytes`, or fewer bytes than the window
- * came back), so the events before its first output are there too.
+ * widening the window fourfold until its last `lines` lines are whole ones, or reading the run
+ * from its start once the window would cover all of its output (`knownBytes`, or fewer bytes than
+ * the window came back), so the events before its first output are there too.
  */
 async function tailView(
   context: CommandContext,
@@ -175,22 +183,21 @@ async function tailView(
   for (;;) {
     const view = new CombinedView(context);
     const last = new LastLines(lines);
-    const started = new Set<StreamLogChannel>();
     let bytes = 0;
     const options = whole ? { events: true } : { events: true, tail: lines === 0 ? 0 : window };
     for await (const item of readRunOutput(storage, ref, options)) {
-      if (item.channel !== "worker") {
-        bytes += item.bytes.byteLength;
-        if (!whole && !started.has(item.channel)) {
-          started.add(item.channel);
-          if (!(await startsLine(context, ref, item.channel, item.offset))) view.tear(item.channel);
-        }
-      }
+      if (item.channel !== "worker") bytes += item.bytes.byteLength;
       last.add(view.take(item));
     }
     if (finish) last.add(view.finish());
-    if (whole || last.enough || lines === 0) {
-      await print(context, last.lines);
+    const shown = last.lines;
+    // Enough lines, unless one shown is the end of a line begun before the window.
+    let enough = whole || last.count >= lines;
+    for (const line of shown) {
+      if (enough && line.start !== undefined) enough = await beginsLine(context, ref, line.start);
+    }
+    if (enough) {
+      await print(context, shown);
       return view;
     }
     if (bytes < window) whole = true;
