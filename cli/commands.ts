@@ -135,16 +135,21 @@ status messages to stderr.
 Usage: runs logs <task>/<run> [flags]
 
   --stream S           stdout, stderr, worker (lifecycle events as their rendered lines) or
-                       all (default): the three together, events in sequence order
+                       all (default): the three interleaved in the order the worker printed
+                       them, by the run's sequence numbers
   -f, --follow         keep printing as the run writes, until it ends; the exit code is then
                        the run's outcome: 0 completed, 1 failed, 2 blocked, 3 stale
-  --tail N             only the last N lines (then follow with -f)
+  --tail N             only the last N lines (with all: of the interleaved view, events
+                       included); then follow with -f
 ${STALE_AFTER_HELP}  --poll D             time between polls while following (default: 250ms)
-  --json               JSON lines: {"channel","line"} per line, worker events whole
+  --json               JSON lines: {"channel","seq","line"} per line ({"channel","line"} with
+                       --stream stdout|stderr), worker events whole
 ${STORAGE_HELP}
-stdout and stderr are stored without per-chunk sequence numbers: with --stream all a finished
-log prints events up to the worker's start, then stdout, then stderr, then the rest; while
-following, lines appear in the order they are stored (flushed about once a second).
+With --stream all each stream is cut into lines on its own, so a stdout line is never glued to
+a stderr line: a line shows once its newline is stored, an unfinished one when the worker exits.
+stderr is red and events dim on a terminal. Output stored before runs had an output index
+(output-index.jsonl) shows after the events, before the last one. --stream stdout and stderr
+print the stored bytes verbatim. Following, lines come a flush (about a second) at a time.
 
 Example: runs logs task-42/run-001 -f --storage s3://my-bucket; echo "outcome $?"
 `,

@@ -12,52 +12,24 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readRun, readRunLogBytes } from "../core/read.ts";
 import { runStep } from "../core/runner.ts";
-import type { StepExecutionRequest } from "../core/types.ts";
 import { COMMANDS } from "../cli/commands.ts";
 import { assertSameTree, createRepos, git, leaves, put, sleep } from "./git_helpers.ts";
-import { type Backend, cliCommand, runCli, startCli, withBackend } from "./cli/run_cli.ts";
+import {
+  type Backend,
+  cliCommand,
+  exited,
+  runCli,
+  startCli,
+  stepRequest,
+  waitFor,
+  withBackend,
+} from "./cli/run_cli.ts";
 import { seedRun } from "./fixtures/seed_runs.ts";
 
 const KINDS = ["fs", "s3"] as const;
 const HOUR = 3_600_000;
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[/;
-
-function request(
-  repo: string,
-  overrides: Partial<StepExecutionRequest> = {},
-): StepExecutionRequest {
-  return {
-    taskId: "task-1",
-    stepId: "step-1",
-    stepName: "Step one",
-    stepKind: "codegen",
-    runId: "run-1",
-    attempt: 1,
-    workerKind: "script",
-    timeoutSec: 60,
-    runtime: { repoRoot: repo, worktreePath: repo },
-    ...overrides,
-  };
-}
-
-/** Waits until `probe` gives a value (at most `ms`). */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.exitCode);
-  }
-  return new Promise((resolve) => child.once("close", (code) => resolve(code)));
-}
 
 /** Keeps a seeded live run's heartbeat fresh (as its writer would) until `stop()`. */
 function heartbeat(backend: Backend, key: string): { stop(): Promise<void> } {
@@ -235,7 +207,7 @@ for (const kind of KINDS) {
 
     it("show, logs, --tail, events and artifacts get read a finished run", async (t) => {
       await withBackend(t, kind, async (backend) => {
-        const result = await runStep(request(backend.dir), {
+        const result = await runStep(stepRequest(backend.dir), {
           async execute(_run, context) {
             await context.stdout("first\nsecond\nthird\n");
             await context.stderr("warning: careful\n");
@@ -309,7 +281,7 @@ for (const kind of KINDS) {
         let shown = "";
         let cliStarted!: () => void;
         const started = new Promise<void>((resolve) => (cliStarted = resolve));
-        const run = runStep(request(backend.dir), {
+        const run = runStep(stepRequest(backend.dir), {
           async execute(_run, context) {
             await started;
             for (let i = 0; i < 3; i++) {
@@ -390,27 +362,17 @@ for (const kind of KINDS) {
           ? (await import("../storage/fs.ts")).createFsStorage({ root: repo })
           : backend.storage;
         let cli: ChildProcess | undefined;
+        // Beside it, the interleaved view (--stream all) of the same run.
+        let mixed: ChildProcess | undefined;
         try {
           await waitFor(
             "the first output",
             async () =>
               (await readRunLogBytes(storage, ref, "stdout")).byteLength > 1000 ? true : undefined,
           );
-          cli = startCli(
-            [
-              "logs",
-              "crash/run-1",
-              "-f",
-              "--stream",
-              "stdout",
-              "--stale-after",
-              "2s",
-              "--poll",
-              "100ms",
-              ...args,
-            ],
-            backend.env,
-          );
+          const follow = ["logs", "crash/run-1", "-f", "--stale-after", "2s", "--poll", "100ms"];
+          cli = startCli([...follow, "--stream", "stdout", ...args], backend.env);
+          mixed = startCli([...follow, ...args], backend.env);
           await sleep(500);
         } finally {
           writer.kill("SIGKILL");
@@ -419,18 +381,29 @@ for (const kind of KINDS) {
         const killedAt = Date.now();
         let printed = 0;
         let stderr = "";
+        let mixedOut = "";
+        let mixedErr = "";
         cli.stdout!.on("data", (b: Buffer) => (printed += b.byteLength));
         cli.stderr!.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
-        const code = await exited(cli);
+        mixed!.stdout!.on("data", (b: Buffer) => (mixedOut += b.toString("utf8")));
+        mixed!.stderr!.on("data", (b: Buffer) => (mixedErr += b.toString("utf8")));
+        const [code, mixedCode] = await Promise.all([exited(cli), exited(mixed!)]);
         const waited = Date.now() - killedAt;
+        const staleNote =
+          /^runs: crash\/run-1 is stale: no heartbeat since .+; 'runs reap' closes it\n$/;
         assert.equal(code, 3, stderr);
-        assert.match(
-          stderr,
-          /^runs: crash\/run-1 is stale: no heartbeat since .+; 'runs reap' closes it\n$/,
-        );
+        assert.match(stderr, staleNote);
         const stored = await readRunLogBytes(storage, ref, "stdout");
         assert.equal(printed, stored.byteLength, "every stored byte, once");
         assert.ok(waited < 20_000, `exited ${waited} ms after the kill`);
+        assert.equal(mixedCode, 3, mixedErr);
+        assert.match(mixedErr, staleNote);
+        const lines = mixedOut.replace(/\n$/, "").split("\n").filter((l) => !/ #\d+ \w+: /.test(l));
+        assert.equal(
+          lines.join("\n"),
+          new TextDecoder().decode(stored).replace(/\n$/, ""),
+          "--stream all: every stored line, once, in order",
+        );
         // Still a running record: logs -f reports, it does not reap.
         assert.equal((await readRun(storage, ref)).state?.status, "running");
       }, { prefix: "" });
@@ -443,7 +416,7 @@ for (const kind of KINDS) {
           await put(dir, "README.md", "# demo\n");
         });
         const result = await runStep(
-          request(agent, {
+          stepRequest(agent, {
             taskId: "task-g",
             checkpoint: { gitDiff: { cadenceSec: { min: 30, max: 300 } } },
           }),
@@ -561,21 +534,42 @@ describe("runs CLI errors and help", () => {
     if (process.platform !== "linux") return t.skip("needs util-linux script(1) for a terminal");
     await withBackend(t, "fs", async (backend) => {
       await seedRun(backend.storage, "t-a", "r-1", "failed", new Date());
-      const [command, argv] = cliCommand(["ls", ...backend.args]);
-      const line = [command, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
       // script(1) runs the CLI on a pseudo-terminal.
-      const onTty = (env: Record<string, string>) =>
-        runCli([], {}, { command: ["script", "-qec", line, "/dev/null"], env });
-      const coloured = await onTty({});
+      const onTty = (args: string[], env: Record<string, string>) => {
+        const [command, argv] = cliCommand([...args, ...backend.args]);
+        const line = [command, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+        return runCli([], {}, { command: ["script", "-qec", line, "/dev/null"], env });
+      };
+      const coloured = await onTty(["ls"], {});
       assert.equal(coloured.code, 0, coloured.stderr);
       assert.ok(
         coloured.stdout.includes("\x1b[31mfailed\x1b[39m"),
         JSON.stringify(coloured.stdout),
       );
-      const plain = await onTty({ NO_COLOR: "1" });
+      const plain = await onTty(["ls"], { NO_COLOR: "1" });
       assert.equal(plain.code, 0, plain.stderr);
       assert.match(plain.stdout, /r-1\s+s\s+script\s+1\s+failed/);
       assert.doesNotMatch(plain.stdout, ANSI);
+
+      // The interleaved log: stderr red, events dim, stdout as printed.
+      await runStep(stepRequest(backend.dir), {
+        async execute(_run, context) {
+          await context.stdout("plain\n");
+          await context.stderr("warned\n");
+          return { ok: true, outcome: "completed", summary: "ok" };
+        },
+      }, { storage: backend.storage });
+      const log = await onTty(["logs", "task-1/run-1"], {});
+      assert.equal(log.code, 0, log.stderr);
+      const lines = log.stdout.split(/\r?\n/);
+      const at = lines.indexOf("plain");
+      assert.equal(lines[at + 1], "\x1b[31mwarned\x1b[39m", JSON.stringify(log.stdout));
+      assert.ok(lines[at - 1].startsWith("\x1b[2m"), JSON.stringify(lines[at - 1]));
+      assert.ok(lines[at - 1].endsWith("\x1b[22m"), JSON.stringify(lines[at - 1]));
+      assert.match(lines[at - 1], / #\d+ worker_started: /);
+      const plainLog = await onTty(["logs", "task-1/run-1"], { NO_COLOR: "1" });
+      assert.match(plainLog.stdout, /\r?\nplain\r?\nwarned\r?\n/);
+      assert.doesNotMatch(plainLog.stdout, ANSI);
     });
   });
 

@@ -1,16 +1,19 @@
 // Test helpers for the `runs` CLI: spawn it as a user would, under the runtime running the test
 // (Deno: `deno run -A cli.ts`; Node: `node --import tsx cli.ts`), on a filesystem or S3 storage.
 
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type { StepExecutionRequest } from "../../core/types.ts";
 import { createFsStorage } from "../../storage/fs.ts";
 import { createS3Storage } from "../../storage/s3.ts";
 import type { RunStorage } from "../../storage/types.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "../s3/bucket.ts";
+import { sleep } from "../git_helpers.ts";
 import { requireRgw, type SkippableTest } from "../s3/rgw_env.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -143,4 +146,46 @@ export async function withBackend(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The step request of the CLI tests' runs: `task-1/run-1` in `repo` unless overridden. */
+export function stepRequest(
+  repo: string,
+  overrides: Partial<StepExecutionRequest> = {},
+): StepExecutionRequest {
+  return {
+    taskId: "task-1",
+    stepId: "step-1",
+    stepName: "Step one",
+    stepKind: "codegen",
+    runId: "run-1",
+    attempt: 1,
+    workerKind: "script",
+    timeoutSec: 60,
+    runtime: { repoRoot: repo, worktreePath: repo },
+    ...overrides,
+  };
+}
+
+/** Waits until `probe` gives a value (at most `ms`). */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A child's exit code, once it has exited. */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(child.exitCode);
+  }
+  return new Promise((resolve) => child.once("close", (code) => resolve(code)));
 }
