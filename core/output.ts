@@ -8,7 +8,7 @@ import { NotFoundError, RunStaleError } from "./errors.ts";
 import { LogCursor, pollSchema, sleep } from "./follow.ts";
 import { readLogRange } from "./log-range.ts";
 import { keysOf, readRunStatus, type RunRef } from "./read.ts";
-import { OutputIndexEntrySchema, parseOrThrow } from "./schemas.ts";
+import { parseOrThrow } from "./schemas.ts";
 import type {
   OutputIndexEntry,
   RunKeys,
@@ -139,22 +139,62 @@ const decoder = new TextDecoder();
  * Parses one line of an output index; `undefined` for a line that is not an entry (a torn last
  * line of a writer that died).
  */
-function parseEntry(line: Uint8Array): OutputIndexEntry | undefined {
+function parseEntry(line: string): OutputIndexEntry | undefined {
+  let value: Partial<OutputIndexEntry> | null;
   try {
-    const parsed = OutputIndexEntrySchema.safeParse(JSON.parse(decoder.decode(line)));
-    return parsed.success ? parsed.data : undefined;
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  // What OutputIndexEntrySchema checks, by hand: this runs once per entry of a long log.
+  if (typeof value !== "object" || value === null) return undefined;
+  const { seq, lastSeq, stream, offset, length, at } = value;
+  const count = (n: unknown, min: number) => Number.isSafeInteger(n) && (n as number) >= min;
+  const valid = count(seq, 1) && (lastSeq === undefined || count(lastSeq, 1)) &&
+    (stream === "stdout" || stream === "stderr") && count(offset, 0) && count(length, 0) &&
+    typeof at === "string";
+  return valid ? value as OutputIndexEntry : undefined;
+}
+
+function parseEvent(line: string): WorkerLifecycleLogEntry | undefined {
+  try {
+    const event = JSON.parse(line) as WorkerLifecycleLogEntry;
+    return typeof event?.seq === "number" ? event : undefined;
   } catch {
     return undefined;
   }
 }
 
-function parseEvent(line: Uint8Array): WorkerLifecycleLogEntry | undefined {
-  try {
-    const event = JSON.parse(decoder.decode(line)) as WorkerLifecycleLogEntry;
-    return typeof event?.seq === "number" ? event : undefined;
-  } catch {
-    return undefined;
+/**
+ * The whole lines of `bytes`, parsed, with the byte offset (from `base`) after each; returns
+ * where the last whole line ends. Decodes once when the bytes are ASCII (an index always is).
+ */
+function parseLines<T>(
+  bytes: Uint8Array,
+  base: number,
+  parse: (line: string) => T | undefined,
+  into: { item: T; end: number }[],
+): number {
+  const last = bytes.lastIndexOf(0x0a);
+  if (last === -1) return 0;
+  const text = decoder.decode(bytes.subarray(0, last + 1));
+  if (text.length === last + 1) {
+    // ASCII: character offsets are byte offsets.
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
+      const item = parse(text.slice(start, nl));
+      start = nl + 1;
+      if (item !== undefined) into.push({ item, end: base + start });
+    }
+  } else {
+    let start = 0;
+    for (let nl = bytes.indexOf(0x0a); nl !== -1 && nl <= last; nl = bytes.indexOf(0x0a, start)) {
+      const item = parse(decoder.decode(bytes.subarray(start, nl)));
+      start = nl + 1;
+      if (item !== undefined) into.push({ item, end: base + start });
+    }
   }
+  return last + 1;
 }
 
 /**
@@ -167,14 +207,9 @@ function parseEvent(line: Uint8Array): WorkerLifecycleLogEntry | undefined {
 export function parseOutputIndex(
   bytes: Uint8Array,
 ): { entry: OutputIndexEntry; end: number }[] {
-  const out: { entry: OutputIndexEntry; end: number }[] = [];
-  let start = 0;
-  for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, start)) {
-    const entry = parseEntry(bytes.subarray(start, nl));
-    start = nl + 1;
-    if (entry !== undefined) out.push({ entry, end: start });
-  }
-  return out;
+  const lines: { item: OutputIndexEntry; end: number }[] = [];
+  parseLines(bytes, 0, parseEntry, lines);
+  return lines.map(({ item, end }) => ({ entry: item, end }));
 }
 
 /**
@@ -183,18 +218,20 @@ export function parseOutputIndex(
  */
 class LineSource<T> {
   readonly #cursor: LogCursor;
-  readonly #parse: (line: Uint8Array) => T | undefined;
+  readonly #parse: (line: string) => T | undefined;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #polled = false;
   #partial: Uint8Array = new Uint8Array(0);
   #partialStart: number;
-  readonly queue: { item: T; end: number }[] = [];
+  /** Parsed lines; those before `#next` were taken. */
+  #queue: { item: T; end: number }[] = [];
+  #next = 0;
 
   constructor(
     storage: RunStorage,
     key: string,
     from: number,
-    parse: (l: Uint8Array) => T | undefined,
+    parse: (line: string) => T | undefined,
   ) {
     this.#cursor = new LogCursor(storage, key, from);
     this.#partialStart = from;
@@ -206,11 +243,25 @@ class LineSource<T> {
     this.#polled = false;
   }
 
-  /** The first line not taken yet; pulls the storage (once per round) when none is queued. */
-  async head(): Promise<{ item: T; end: number } | undefined> {
-    while (this.queue.length === 0) {
+  /** The first line not taken yet, among those read. */
+  peek(): { item: T; end: number } | undefined {
+    return this.#queue[this.#next];
+  }
+
+  /** Takes the first line. */
+  take(): void {
+    this.#next++;
+    if (this.#next === this.#queue.length) {
+      this.#queue = [];
+      this.#next = 0;
+    }
+  }
+
+  /** Reads more lines when none is left (the storage is polled once per round at most). */
+  async fill(): Promise<boolean> {
+    while (this.#next === this.#queue.length) {
       if (this.#iterator === undefined) {
-        if (this.#polled) return undefined;
+        if (this.#polled) return false;
         this.#polled = true;
         this.#iterator = this.#cursor.poll()[Symbol.asyncIterator]();
       }
@@ -221,19 +272,14 @@ class LineSource<T> {
       }
       this.#push(next.value);
     }
-    return this.queue[0];
+    return true;
   }
 
   #push(chunk: Uint8Array): void {
     const bytes = this.#partial.byteLength === 0 ? chunk : concatBytes([this.#partial, chunk]);
-    let start = 0;
-    for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, start)) {
-      const item = this.#parse(bytes.subarray(start, nl));
-      start = nl + 1;
-      if (item !== undefined) this.queue.push({ item, end: this.#partialStart + start });
-    }
-    this.#partialStart += start;
-    this.#partial = bytes.slice(start);
+    const used = parseLines(bytes, this.#partialStart, this.#parse, this.#queue);
+    this.#partialStart += used;
+    this.#partial = bytes.slice(used);
   }
 
   /** Stops reading (the iteration ended). */
@@ -283,21 +329,32 @@ class StreamSource {
     }
   }
 
+  /** Bytes `[offset, offset + length)` when they are read already (see `take`). */
+  taken(offset: number, length: number): Uint8Array | undefined {
+    return this.#start + this.#buffer.byteLength >= offset + length
+      ? this.#cut(offset, length)
+      : undefined;
+  }
+
   /**
    * Bytes `[offset, offset + length)` once all are stored; `undefined` while they are not, unless
    * `partial`, which takes what there is (the run is over and the rest will never come).
    */
   async take(offset: number, length: number, partial: boolean): Promise<Uint8Array | undefined> {
-    // Entries of a stream follow each other byte for byte; bytes an entry skips (never in a
-    // consistent index) are passed over, bytes served already are not served twice.
-    const end = offset + length;
-    if (end <= this.#start) return new Uint8Array(0);
-    while (this.#start + this.#buffer.byteLength < end) {
+    while (this.#start + this.#buffer.byteLength < offset + length) {
       if (!(await this.#more())) {
         if (!partial) return undefined;
         break;
       }
     }
+    return this.#cut(offset, length);
+  }
+
+  #cut(offset: number, length: number): Uint8Array {
+    // Entries of a stream follow each other byte for byte; bytes an entry skips (never in a
+    // consistent index) are passed over, bytes served already are not served twice.
+    const end = offset + length;
+    if (end <= this.#start) return new Uint8Array(0);
     const from = Math.max(0, offset - this.#start);
     const to = Math.min(this.#buffer.byteLength, end - this.#start);
     const bytes = this.#buffer.slice(Math.min(from, to), to);
@@ -358,20 +415,25 @@ class OutputReader {
    * entry names but the log lacks will never come (what there is is yielded).
    */
   async *drain(limit: number, over: boolean): AsyncGenerator<RunOutputItem> {
+    const index = this.#index;
+    const events = this.#events;
     for (;;) {
-      const entry = await this.#index.head();
-      const event = this.#events === undefined ? undefined : await this.#events.head();
+      // Awaited only when a source has nothing read: most items are served synchronously.
+      let entry = index.peek();
+      if (entry === undefined && await index.fill()) entry = index.peek();
+      let event = events?.peek();
+      if (events !== undefined && event === undefined && await events.fill()) {
+        event = events.peek();
+      }
       if (entry === undefined && event === undefined) return;
-      const takeEvent = event !== undefined &&
-        (entry === undefined || event.item.seq < entry.item.seq);
-      if (takeEvent) {
+      if (event !== undefined && (entry === undefined || event.item.seq < entry.item.seq)) {
         if (event.item.seq > limit) return;
         if (over && entry === undefined && TERMINAL_EVENTS.has(event.item.type)) {
           // Output no entry covers (a run stored before the index existed) was printed before
           // the run ended: it comes before the terminal event.
           yield* this.rest();
         }
-        this.#events!.queue.shift();
+        events!.take();
         this.position.worker = event.end;
         yield {
           channel: "worker",
@@ -383,9 +445,11 @@ class OutputReader {
       }
       const { item, end } = entry!;
       if (item.seq > limit) return;
-      const bytes = await this.#streams[item.stream].take(item.offset, item.length, over);
+      const source = this.#streams[item.stream];
+      const bytes = source.taken(item.offset, item.length) ??
+        await source.take(item.offset, item.length, over);
       if (bytes === undefined) return; // indexed before its bytes were stored: next round
-      this.#index.queue.shift();
+      index.take();
       this.position.index = end;
       this.position[item.stream] = Math.max(this.position[item.stream], item.offset + item.length);
       if (bytes.byteLength === 0) continue;
@@ -478,7 +542,7 @@ async function tailPosition(
       new Uint8Array(0);
     let start = 0;
     for (let nl = worker.indexOf(0x0a); nl !== -1; nl = worker.indexOf(0x0a, start)) {
-      const event = parseEvent(worker.subarray(start, nl));
+      const event = parseEvent(decoder.decode(worker.subarray(start, nl)));
       if (event !== undefined && event.seq >= from) break;
       start = nl + 1;
     }

@@ -72,10 +72,18 @@ export const MAX_INDEX_ENTRY_BYTES = 1024 * 1024;
 const OUTPUT_LOGS: readonly StoredLog[] = ["stdout", "stderr", "index"];
 const LOGS: readonly StoredLog[] = ["stdout", "stderr", "index", "worker"];
 
-/** One index line, keys in the documented order. */
+/** One index line, keys in the documented order (every value is a number or an ASCII word). */
 function indexLine(entry: OutputIndexEntry): string {
   const { seq, lastSeq, stream, offset, length, at } = entry;
-  return JSON.stringify({ seq, lastSeq, stream, offset, length, at }) + "\n";
+  const range = lastSeq === undefined ? "" : `"lastSeq":${lastSeq},`;
+  return `{"seq":${seq},${range}"stream":"${stream}","offset":${offset},"length":${length},"at":"${at}"}\n`;
+}
+
+/** ISO 8601 of epoch ms, remembering the last one (chunks printed in the same ms share it). */
+function isoTime(): (ms: number) => string {
+  let lastMs = NaN;
+  let lastIso = "";
+  return (ms) => ms === lastMs ? lastIso : (lastMs = ms, lastIso = new Date(ms).toISOString());
 }
 
 /** Internal: the write path of one run. */
@@ -167,6 +175,7 @@ export function createRunWriter(
   // The output index: the entry still growing (same stream, consecutive sequence numbers), and
   // the bytes handed to each stream so far (where the next entry of that stream starts).
   let openEntry: OutputIndexEntry | undefined;
+  const iso = isoTime();
   const indexed: Record<StreamLogChannel, number> = { stdout: 0, stderr: 0 };
   const persisted: PersistedProgress = { seq: 0, stdoutBytes: 0, stderrBytes: 0 };
   let retainedTotal = 0;
@@ -303,7 +312,7 @@ export function createRunWriter(
     do {
       sealEntry();
       const size = Math.min(length, MAX_INDEX_ENTRY_BYTES);
-      openEntry = { seq, stream, offset, length: size, at: new Date(at).toISOString() };
+      openEntry = { seq, stream, offset, length: size, at: iso(at) };
       offset += size;
       length -= size;
     } while (length > 0);
