@@ -119,3 +119,17 @@ export const localStorages: Readonly<Record<string, () => Promise<TestStorage>>>
     };
   },
 };
+
+/**
+ * Adjacent pieces of one stream joined: what a terminal showed of interleaved streams,
+ * whatever the chunking. Pieces are `[channel, text]`.
+ */
+export function streamRuns(pieces: readonly [string, string][]): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [channel, text] of pieces) {
+    const last = out.at(-1);
+    if (last !== undefined && last[0] === channel) last[1] += text;
+    else out.push([channel, text]);
+  }
+  return out;
+}

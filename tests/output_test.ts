@@ -24,7 +24,14 @@ import {
   ValidationError,
   type WorkerExecutor,
 } from "../mod.ts";
-import { baseRequest, localStorages, readText, withoutAppend, withTempDir } from "./helpers.ts";
+import {
+  baseRequest,
+  localStorages,
+  readText,
+  streamRuns,
+  withoutAppend,
+  withTempDir,
+} from "./helpers.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
 import { requireRgw } from "./s3/rgw_env.ts";
 
@@ -65,20 +72,9 @@ function alternating(count: number): Printed {
   );
 }
 
-/** Adjacent pieces of one stream joined: what a terminal shows, independent of chunking. */
-function runsOf(pieces: readonly [string, string][]): [string, string][] {
-  const out: [string, string][] = [];
-  for (const [channel, text] of pieces) {
-    const last = out.at(-1);
-    if (last !== undefined && last[0] === channel) last[1] += text;
-    else out.push([channel, text]);
-  }
-  return out;
-}
-
 /** Output items as [channel, text] pieces (events left out). */
 function shown(items: readonly RunOutputItem[]): [string, string][] {
-  return runsOf(
+  return streamRuns(
     items.flatMap((item) =>
       item.channel === "worker" ? [] : [[item.channel, decode(item.bytes)] as [string, string]]
     ),
@@ -126,7 +122,7 @@ async function checkRun(storage: RunStorage, printed: Printed, where: string): P
   await checkIndexCovers(storage, where);
   const items = await collect(readRunOutput(storage, ref, { events: true }));
   checkSequence(items, where);
-  assert.deepEqual(shown(items), runsOf(printed), `${where}: shown as printed`);
+  assert.deepEqual(shown(items), streamRuns(printed), `${where}: shown as printed`);
   const types = items.filter((i) => i.channel === "worker").map((i) =>
     i.channel === "worker" ? i.event.type : ""
   );
@@ -137,7 +133,7 @@ async function checkRun(storage: RunStorage, printed: Printed, where: string): P
   assert.ok(started >= 0 && started < firstOutput, `${where}: worker_started before the output`);
   assert.equal(types.at(-1), "step_completed", `${where}: the terminal event comes last`);
   // Without events: the same output, same order.
-  assert.deepEqual(shown(await collect(readRunOutput(storage, ref))), runsOf(printed), where);
+  assert.deepEqual(shown(await collect(readRunOutput(storage, ref))), streamRuns(printed), where);
 }
 
 describe("the output index: stdout and stderr in the order printed", () => {
@@ -353,7 +349,7 @@ describe("followRunOutput(): live, in order, resumable", () => {
         const live = await follower;
         const stored = await collect(readRunOutput(storage, ref, { events: true }));
         checkSequence(live, `${name} live`);
-        assert.deepEqual(shown(live), runsOf(printed), `${name}: live shows it as printed`);
+        assert.deepEqual(shown(live), streamRuns(printed), `${name}: live shows it as printed`);
         assert.deepEqual(
           live.filter((i) => i.channel === "worker").map((i) => i.seq),
           stored.filter((i) => i.channel === "worker").map((i) => i.seq),
@@ -382,7 +378,7 @@ describe("followRunOutput(): live, in order, resumable", () => {
       pollMs: 5,
     }));
     await run;
-    assert.deepEqual(shown([...first, ...rest]), runsOf(printed));
+    assert.deepEqual(shown([...first, ...rest]), streamRuns(printed));
   });
 
   it("tail: starts with the last bytes stored when it starts, then follows", async () => {
@@ -513,7 +509,7 @@ describe("the output index on S3 (Ceph RGW)", () => {
       await runStep(baseRequest(), printing(printed, 10, 30), { storage, flushIntervalMs: 50 });
       const live = await follower;
       checkSequence(live, "S3 live");
-      assert.deepEqual(shown(live), runsOf(printed), "S3: live shows it as printed");
+      assert.deepEqual(shown(live), streamRuns(printed), "S3: live shows it as printed");
       await checkRun(storage, printed, "S3");
       const keys: string[] = [];
       for await (const key of storage.list("runs/task-1/run-1/")) keys.push(key);

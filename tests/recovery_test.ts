@@ -16,7 +16,14 @@ import { createFsStorage } from "../storage/fs.ts";
 import { createMemoryStorage } from "../storage/memory.ts";
 import { createS3Storage } from "../storage/s3.ts";
 import type { RunStorage } from "../storage/types.ts";
-import { allKeys, baseRequest, readText, withoutAppend, withTempDir } from "./helpers.ts";
+import {
+  allKeys,
+  baseRequest,
+  readText,
+  streamRuns,
+  withoutAppend,
+  withTempDir,
+} from "./helpers.ts";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "./s3/bucket.ts";
 import { requireRgw } from "./s3/rgw_env.ts";
 
@@ -128,7 +135,7 @@ const EXPECTED_STDOUT = Array.from({ length: 12 }, (_, i) => `out ${i}\n`).join(
   "last line, no newline";
 const EXPECTED_STDERR = [0, 4, 8].map((i) => `err ${i}\n`).join("");
 /** What a terminal showed, runs of one stream merged: stdout and stderr in print order. */
-const EXPECTED_SHOWN = mergeRuns([
+const EXPECTED_SHOWN = streamRuns([
   ...Array.from(
     { length: 12 },
     (_, i) =>
@@ -139,16 +146,6 @@ const EXPECTED_SHOWN = mergeRuns([
   ["stdout", "last line, no newline"],
 ]);
 
-function mergeRuns(pieces: readonly [string, string][]): [string, string][] {
-  const out: [string, string][] = [];
-  for (const [channel, text] of pieces) {
-    const last = out.at(-1);
-    if (last !== undefined && last[0] === channel) last[1] += text;
-    else out.push([channel, text]);
-  }
-  return out;
-}
-
 /**
  * The run's output read in sequence (events merged), checked: sequence numbers increase, and,
  * when `complete`, every byte is indexed and the streams are whole in print order.
@@ -157,7 +154,7 @@ async function checkOutputInOrder(storage: RunStorage, where: string, complete: 
   const items: RunOutputItem[] = [];
   for await (const item of readRunOutput(storage, ref, { events: true })) items.push(item);
   const decoder = new TextDecoder();
-  const shown = mergeRuns(
+  const shown = streamRuns(
     items.filter((i) => i.channel !== "worker").map((i) =>
       [i.channel, decoder.decode((i as { bytes: Uint8Array }).bytes)] as [string, string]
     ),
@@ -204,7 +201,7 @@ async function checkCrashPoint(
     assert.ok(keys.includes("runs/task-1/run-1/artifacts/report.txt"), where);
     assert.equal(run.checkpoints.length, state.checkpointSeq, where);
     assert.deepEqual(
-      mergeRuns(
+      streamRuns(
         (await checkOutputInOrder(storage, where, true)).filter((i) => i.channel !== "worker")
           .map((i) => [i.channel, new TextDecoder().decode((i as { bytes: Uint8Array }).bytes)]),
       ),
