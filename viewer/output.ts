@@ -64,10 +64,13 @@ export async function readOutputTail(
     // The tail starts inside the stream: show it from the first item's next line, when it has
     // one (a line cut at its start would show as a line of its own).
     const newline = first.bytes.indexOf(0x0a);
-    if (newline !== -1 && newline + 1 < first.bytes.byteLength) {
+    if (newline !== -1) {
       const start = newline + 1;
-      window[0] = { ...first, offset: first.offset + start, bytes: first.bytes.subarray(start) };
       held -= start;
+      if (start === first.bytes.byteLength) window.shift();
+      else {
+        window[0] = { ...first, offset: first.offset + start, bytes: first.bytes.subarray(start) };
+      }
     }
     cut = true;
   }
