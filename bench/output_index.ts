@@ -4,6 +4,9 @@
 //   alternating   100,000 chunks of 80 bytes, stdout and stderr in turn: the index's worst case
 // Read side (this checkout), over the alternating run:
 //   floor         both logs read whole (readRunLogBytes), what any reader must read
+//   index-floor   both logs and the index read whole, every index line JSON.parse'd and its
+//                 bytes cut out: the least an index-based reader does, with no checks, cursors
+//                 or bounded memory
 //   in-sequence   readRunOutput with events: every chunk in print order
 // Each scenario run is its own child process; scenarios and libraries are interleaved.
 // Run: npx -y deno@2.9.6 run -A bench/output_index.ts [--reps 5] [--chunks 100000]
@@ -101,6 +104,21 @@ async function readScenario(kind: string): Promise<ChildReport> {
       for (const channel of ["stdout", "stderr"] as const) {
         bytes += (await mod.readRunLogBytes(storage, ref, channel)).byteLength;
       }
+    } else if (kind === "index-floor") {
+      const logs = {
+        stdout: await mod.readRunLogBytes(storage, ref, "stdout"),
+        stderr: await mod.readRunLogBytes(storage, ref, "stderr"),
+      };
+      const index = await Deno.readTextFile(
+        join(root, "runs", "bench", "run-1", "output-index.jsonl"),
+      );
+      for (const line of index.split("\n")) {
+        if (line === "") continue;
+        const entry = JSON.parse(line);
+        const log = logs[entry.stream as "stdout" | "stderr"];
+        bytes += log.subarray(entry.offset, entry.offset + entry.length).byteLength;
+        items++;
+      }
     } else {
       for await (const item of mod.readRunOutput(storage, ref, { events: true })) {
         items++;
@@ -118,7 +136,7 @@ const child = childScenario();
 if (child !== undefined) {
   const [kind, lib] = child.split("@");
   report(
-    kind === "floor" || kind === "in-sequence"
+    kind === "floor" || kind === "index-floor" || kind === "in-sequence"
       ? await readScenario(kind)
       : await writeScenario(kind, lib || HERE),
   );
@@ -129,7 +147,7 @@ if (child !== undefined) {
   const writes = ["stdout", "alternating"].flatMap((kind) =>
     libs.map(([label, lib]) => ({ name: `${kind} (${label})`, id: `${kind}@${lib}` }))
   );
-  const reads = ["floor", "in-sequence"].map((kind) => ({ name: kind, id: kind }));
+  const reads = ["floor", "index-floor", "in-sequence"].map((kind) => ({ name: kind, id: kind }));
   const runs = new Map<string, ChildReport[]>();
   for (let rep = 0; rep < REPS; rep++) {
     for (const scenario of [...writes, ...reads]) {
@@ -160,11 +178,10 @@ if (child !== undefined) {
     const ratio = median(after.map((r, i) => r.ms / before[i].ms));
     console.log(`${kind}: after/before paired median ${ratio.toFixed(2)}x`);
   }
-  const floor = runs.get("floor")!;
   const seq = runs.get("in-sequence")!;
-  console.log(
-    `in-sequence/floor paired median ${
-      median(seq.map((r, i) => r.ms / floor[i].ms)).toFixed(2)
-    }x`,
-  );
+  for (const name of ["floor", "index-floor"]) {
+    const floor = runs.get(name)!;
+    const ratio = median(seq.map((r, i) => r.ms / floor[i].ms));
+    console.log(`in-sequence/${name} paired median ${ratio.toFixed(2)}x`);
+  }
 }
