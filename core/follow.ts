@@ -81,11 +81,17 @@ export class LogCursor {
     this.offset = from;
   }
 
-  /** Yields what is new since the last poll. */
-  async *poll(): AsyncGenerator<Uint8Array> {
+  /**
+   * Yields what is new since the last poll. `live`: the run's state (read before this poll) says
+   * it is live. Then, once the log is known to be written in segments on a storage without
+   * append, its own key is not asked for: it is written only when the run ends, after which the
+   * state says so (or a segment vanishes under this poll, which switches to the key at once).
+   */
+  async *poll(live = false): AsyncGenerator<Uint8Array> {
     this.drained = false;
     if (!this.#final) {
-      const probe = await readKeyRange(this.#storage, this.#key, {
+      const segmented = this.#lastIndex > 0 && typeof this.#storage.append !== "function";
+      const probe = live && segmented ? undefined : await readKeyRange(this.#storage, this.#key, {
         offset: this.offset,
         length: READ_CHUNK,
       });
@@ -174,8 +180,9 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
  *
  * The bytes are exactly the stored log's: concatenated, they equal `readRunLogBytes` of the
  * finished run from `from` on. Each poll costs requests for what is new only: on S3 one read of
- * `state.json`, one ranged GET of the log (absent while the run is live), one listing of the
- * segments after the last seen, and one GET per new segment; on disk, a read from the offset.
+ * `state.json`, one listing of the segments after the last seen, and one GET per new segment
+ * (until the first segment is seen, also a ranged GET of the log's own key, which exists once
+ * the run ended); on disk, a read from the offset.
  *
  * @param storage The storage the run lives on.
  * @param ref Which run.
@@ -223,7 +230,7 @@ export async function* followRunLog(
     // complete (a run's terminal state is written once its logs are).
     const status = await readRunStatus(storage, keys, { staleAfterMs });
     if (status.exists) {
-      for await (const chunk of cursor.poll()) {
+      for await (const chunk of cursor.poll(status.liveness === "live")) {
         yield chunk;
         if (o.signal?.aborted) return;
       }
@@ -302,7 +309,7 @@ export async function* watchRun(
   while (!o.signal?.aborted) {
     const status = await readRunStatus(storage, keys, { staleAfterMs });
     if (status.exists) {
-      for await (const chunk of cursor.poll()) {
+      for await (const chunk of cursor.poll(status.liveness === "live")) {
         const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
         partial = lines.pop() ?? "";
         for (const line of lines) {

@@ -238,9 +238,12 @@ class LineSource<T> {
     this.#parse = parse;
   }
 
-  /** Starts a new round: the next pull may poll the storage again. */
-  newRound(): void {
+  #live = false;
+
+  /** Starts a new round: the next pull may poll the storage again (`live`: the run is). */
+  newRound(live: boolean): void {
     this.#polled = false;
+    this.#live = live;
   }
 
   /** The first line not taken yet, among those read. */
@@ -263,7 +266,7 @@ class LineSource<T> {
       if (this.#iterator === undefined) {
         if (this.#polled) return false;
         this.#polled = true;
-        this.#iterator = this.#cursor.poll()[Symbol.asyncIterator]();
+        this.#iterator = this.#cursor.poll(this.#live)[Symbol.asyncIterator]();
       }
       const next = await this.#iterator.next();
       if (next.done) {
@@ -306,8 +309,11 @@ class StreamSource {
     this.#start = from;
   }
 
-  newRound(): void {
+  #live = false;
+
+  newRound(live: boolean): void {
     this.#polled = false;
+    this.#live = live;
   }
 
   async #more(): Promise<boolean> {
@@ -315,7 +321,7 @@ class StreamSource {
       if (this.#iterator === undefined) {
         if (this.#polled) return false;
         this.#polled = true;
-        this.#iterator = this.#cursor.poll()[Symbol.asyncIterator]();
+        this.#iterator = this.#cursor.poll(this.#live)[Symbol.asyncIterator]();
       }
       const next = await this.#iterator.next();
       if (next.done) {
@@ -402,11 +408,11 @@ class OutputReader {
     };
   }
 
-  /** Starts a round: each log may be polled once more. */
-  newRound(): void {
-    this.#index.newRound();
-    this.#events?.newRound();
-    for (const stream of STREAMS) this.#streams[stream].newRound();
+  /** Starts a round: each log may be polled once more (`live`: the run's state says it is). */
+  newRound(live: boolean): void {
+    this.#index.newRound(live);
+    this.#events?.newRound(live);
+    for (const stream of STREAMS) this.#streams[stream].newRound(live);
   }
 
   /**
@@ -726,7 +732,7 @@ async function* followOutput(
           : undefined;
         reader ??= new OutputReader(storage, keys, start!, events);
         const over = status.liveness !== "live";
-        reader.newRound();
+        reader.newRound(!over);
         for await (const item of reader.drain(limitOf(status, events), over)) {
           yield item;
           if (o.signal?.aborted) return;
