@@ -31,6 +31,7 @@ async function measure(
   flushIntervalMs: number | undefined,
   runId: string,
   repo: string,
+  stream: string,
 ): Promise<number[]> {
   const sentAt = new Map<number, number>();
   const lags: number[] = [];
@@ -60,7 +61,7 @@ async function measure(
   }, { storage, ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}) });
   // The CLI starts once the run exists, as a user would start it on a run they found with ls.
   while (await storage.read(`runs/bench/${runId}/meta.json`) === undefined) await sleep(20);
-  const cli = startCli(["logs", `bench/${runId}`, "-f", "--stream", "stdout", ...cliArgs], cliEnv);
+  const cli = startCli(["logs", `bench/${runId}`, "-f", "--stream", stream, ...cliArgs], cliEnv);
   let partial = "";
   cli.stdout!.on("data", (chunk: Uint8Array) => {
     const now = performance.now();
@@ -81,15 +82,24 @@ async function measure(
 }
 
 const rows: (string | number)[][] = [];
-const record = (backend: string, flush: string, lags: number[]) => {
-  rows.push([backend, flush, LINES, Math.round(median(lags)), Math.round(p95(lags))]);
+const STREAMS = ["stdout", "all"];
+const record = (backend: string, flush: string, stream: string, lags: number[]) => {
+  rows.push([backend, flush, stream, LINES, Math.round(median(lags)), Math.round(p95(lags))]);
 };
 
 const dir = await realpath(await mkdtemp(join(tmpdir(), "cli-lag-")));
 try {
   const fs = createFsStorage({ root: dir });
-  record("fs", "1000 (default)", await measure(fs, ["--storage", dir], {}, undefined, "fs-1", dir));
-  record("fs", "200", await measure(fs, ["--storage", dir], {}, 200, "fs-2", dir));
+  for (const stream of STREAMS) {
+    const args = ["--storage", dir];
+    record(
+      "fs",
+      "1000 (default)",
+      stream,
+      await measure(fs, args, {}, undefined, `fs-1-${stream}`, dir, stream),
+    );
+    record("fs", "200", stream, await measure(fs, args, {}, 200, `fs-2-${stream}`, dir, stream));
+  }
   const env = rgwEnv();
   if (env === undefined) {
     console.error("S3_ENDPOINT etc. are not set: the RGW leg is skipped");
@@ -105,8 +115,16 @@ try {
         AWS_REGION: env.region,
         AWS_ENDPOINT_URL_S3: env.endpoint,
       };
-      record("RGW", "1000 (default)", await measure(s3, args, cliEnv, undefined, "s3-1", dir));
-      record("RGW", "200", await measure(s3, args, cliEnv, 200, "s3-2", dir));
+      for (const stream of STREAMS) {
+        const id = (n: number) => `s3-${n}-${stream}`;
+        record(
+          "RGW",
+          "1000 (default)",
+          stream,
+          await measure(s3, args, cliEnv, undefined, id(1), dir, stream),
+        );
+        record("RGW", "200", stream, await measure(s3, args, cliEnv, 200, id(2), dir, stream));
+      }
     } finally {
       await deleteBucketRecursive(env, bucket);
     }
@@ -117,4 +135,4 @@ try {
 console.log(
   `runs logs -f lag, line printed -> line shown (ms); CLI poll 250 ms; load ${loadAverage()}`,
 );
-printTable(["storage", "flushIntervalMs", "lines", "median", "p95"], rows);
+printTable(["storage", "flushIntervalMs", "--stream", "lines", "median", "p95"], rows);
