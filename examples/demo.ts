@@ -59,9 +59,10 @@ for (
     "workerLogPath",
     "stdoutLogPath",
     "stderrLogPath",
+    "outputIndexPath",
   ] as const
 ) {
-  console.log(`  ${name.padEnd(14)} ${result.logPaths[name]}`);
+  console.log(`  ${name.padEnd(15)} ${result.logPaths[name]}`);
 }
 const stored = await readRun((await import("../storage/fs.ts")).createFsStorage({ root: cwd }), {
   taskId: "demo-task",
@@ -69,3 +70,6 @@ const stored = await readRun((await import("../storage/fs.ts")).createFsStorage(
 });
 console.log(`artifacts: ${stored.artifacts.map((a) => `${a.name} (${a.size} bytes)`).join(", ")}`);
 console.log(`try: tail -n 3 ${result.logPaths.workerLogPath} | jq .type`);
+console.log(
+  `     npx -y deno@2.9.6 task runs logs demo-task/${runId}   (events and output, in order)`,
+);
