@@ -11,7 +11,7 @@ import { renderLifecycleLine } from "./log-session.ts";
 import { listRuns } from "./list.ts";
 import { parseOutputIndex } from "./output.ts";
 import { parseEvents, type RunLiveness, runLiveness, type RunRef } from "./read.ts";
-import { MAX_INDEX_ENTRY_BYTES } from "./run-writer.ts";
+import { indexEntries, indexLine } from "./run-writer.ts";
 import { IdSchema, parseOrThrow, RunMetadataSchema, RunStateSnapshotSchema } from "./schemas.ts";
 import { composeLog, deleteKeys, listSegments } from "./segments.ts";
 import type {
@@ -260,13 +260,12 @@ export async function reapRun(
     new Date(Number.isFinite(stoppedAt) ? stoppedAt : nowMs).toISOString(),
   );
   lastSeq = repaired.lastSeq;
-  if (repaired.lines !== undefined || index.byteLength > 0 || indexLog.segments.length > 0) {
-    const body = repaired.lines ?? index;
-    if (repaired.lines !== undefined || indexLog.whole === undefined) {
-      await store.write(indexLog.key, body);
-    }
-    await deleteKeys(store, indexLog.segments);
+  // Whole at its key: repaired, or as found (its segments are in memory already).
+  if (repaired.lines !== undefined) await store.write(indexLog.key, repaired.lines);
+  else if (indexLog.whole === undefined && indexLog.segments.length > 0) {
+    await store.write(indexLog.key, index);
   }
+  await deleteKeys(store, indexLog.segments);
 
   const finishedAt = new Date(nowMs).toISOString();
   let closing: Partial<RunStateSnapshot>;
@@ -368,16 +367,10 @@ function repairIndex(
     if (covered[stream] >= sizes[stream]) continue;
     changed = true;
     const seq = ++lastSeq;
-    for (let offset = covered[stream]; offset < sizes[stream]; offset += MAX_INDEX_ENTRY_BYTES) {
-      const length = Math.min(MAX_INDEX_ENTRY_BYTES, sizes[stream] - offset);
-      kept.push({ seq, stream, offset, length, at });
-    }
+    kept.push(...indexEntries(seq, stream, covered[stream], sizes[stream] - covered[stream], at));
   }
   if (!changed) return { lines: undefined, lastSeq };
-  const text = kept.map(({ seq, lastSeq, stream, offset, length, at }) =>
-    JSON.stringify({ seq, lastSeq, stream, offset, length, at }) + "\n"
-  ).join("");
-  return { lines: encodeText(text), lastSeq };
+  return { lines: encodeText(kept.map(indexLine).join("")), lastSeq };
 }
 
 function abandonedEvent(

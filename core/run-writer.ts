@@ -72,11 +72,31 @@ export const MAX_INDEX_ENTRY_BYTES = 1024 * 1024;
 const OUTPUT_LOGS: readonly StoredLog[] = ["stdout", "stderr", "index"];
 const LOGS: readonly StoredLog[] = ["stdout", "stderr", "index", "worker"];
 
-/** One index line, keys in the documented order (every value is a number or an ASCII word). */
-function indexLine(entry: OutputIndexEntry): string {
+/**
+ * One index line, keys in the documented order (every value is a number or an ASCII word).
+ * Internal: the writer's and the reaper's.
+ */
+export function indexLine(entry: OutputIndexEntry): string {
   const { seq, lastSeq, stream, offset, length, at } = entry;
   const range = lastSeq === undefined ? "" : `"lastSeq":${lastSeq},`;
   return `{"seq":${seq},${range}"stream":"${stream}","offset":${offset},"length":${length},"at":"${at}"}\n`;
+}
+
+/**
+ * The entries indexing `length` bytes of one chunk from `offset`: as many as entries of at most
+ * MAX_INDEX_ENTRY_BYTES take, all with the chunk's sequence number. Internal: the writer's and
+ * the reaper's.
+ */
+export function* indexEntries(
+  seq: number,
+  stream: StreamLogChannel,
+  offset: number,
+  length: number,
+  at: string,
+): Generator<OutputIndexEntry> {
+  for (let end = offset + length; offset < end; offset += MAX_INDEX_ENTRY_BYTES) {
+    yield { seq, stream, offset, length: Math.min(MAX_INDEX_ENTRY_BYTES, end - offset), at };
+  }
 }
 
 /** ISO 8601 of epoch ms, remembering the last one (chunks printed in the same ms share it). */
@@ -309,13 +329,10 @@ export function createRunWriter(
       if (length === 0) return;
     }
     // A chunk larger than an entry may be is indexed as several entries with its sequence.
-    do {
+    for (const entry of indexEntries(seq, stream, offset, length, iso(at))) {
       sealEntry();
-      const size = Math.min(length, MAX_INDEX_ENTRY_BYTES);
-      openEntry = { seq, stream, offset, length: size, at: iso(at) };
-      offset += size;
-      length -= size;
-    } while (length > 0);
+      openEntry = entry;
+    }
   }
 
   /** Takes every buffer at once: everything sequenced so far is in them. */
