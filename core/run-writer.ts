@@ -94,8 +94,9 @@ export function* indexEntries(
   length: number,
   at: string,
 ): Generator<OutputIndexEntry> {
-  for (let end = offset + length; offset < end; offset += MAX_INDEX_ENTRY_BYTES) {
-    yield { seq, stream, offset, length: Math.min(MAX_INDEX_ENTRY_BYTES, end - offset), at };
+  const end = offset + length;
+  for (let start = offset; start < end; start += MAX_INDEX_ENTRY_BYTES) {
+    yield { seq, stream, offset: start, length: Math.min(MAX_INDEX_ENTRY_BYTES, end - start), at };
   }
 }
 
