@@ -2,6 +2,7 @@
 // printed them (the run's sequence, from its output index), whole, tailed or followed live.
 
 import { RunStaleError } from "../core/errors.ts";
+import { TERMINAL_EVENT_TYPES } from "../core/outcome.ts";
 import { followRunOutput, readRunOutput, type RunOutputItem } from "../core/output.ts";
 import { readRunLogBytes, type RunRef } from "../core/read.ts";
 import type { StreamLogChannel, WorkerLifecycleLogEntry } from "../core/types.ts";
@@ -35,7 +36,6 @@ interface StreamLines {
 }
 
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
-const TERMINAL = new Set(["step_prepared", "step_completed", "step_failed", "step_blocked"]);
 /** Output bytes read back for a tail at first; the window grows fourfold until it holds enough. */
 const FIRST_WINDOW = 64 * 1024;
 
@@ -66,7 +66,7 @@ class CombinedView {
   take(item: RunOutputItem): ViewLine[] {
     this.cursor = item.cursor;
     if (item.channel === "worker") {
-      if (TERMINAL.has(item.event.type)) {
+      if (TERMINAL_EVENT_TYPES.has(item.event.type)) {
         this.#held.push(item.event);
         return [];
       }

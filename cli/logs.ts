@@ -2,8 +2,15 @@
 
 import { NotFoundError, RunStaleError } from "../core/errors.ts";
 import { followRunLog, watchRun } from "../core/follow.ts";
-import { keysOf, readRun, readRunLogBytes, readRunStatus, type RunRef } from "../core/read.ts";
-import type { RunStateSnapshot, WorkerLifecycleLogEntry, WorkerLogChannel } from "../core/types.ts";
+import {
+  keysOf,
+  parseEventLine,
+  readRun,
+  readRunLogBytes,
+  readRunStatus,
+  type RunRef,
+} from "../core/read.ts";
+import type { RunStateSnapshot, WorkerLogChannel } from "../core/types.ts";
 import type { RunStorage } from "../storage/types.ts";
 import { followCombined, printCombined } from "./combined.ts";
 import { durationFlag, intFlag, json, runRef, stringFlag } from "./flags.ts";
@@ -32,13 +39,8 @@ function lineWriter(context: CommandContext, channel: WorkerLogChannel) {
   const asJson = context.values.json === true;
   const render = (line: string): string | undefined => {
     if (channel === "worker") {
-      if (line.trim() === "") return undefined;
-      let entry: WorkerLifecycleLogEntry;
-      try {
-        entry = JSON.parse(line) as WorkerLifecycleLogEntry;
-      } catch {
-        return undefined; // a torn last line from a killed writer
-      }
+      const entry = parseEventLine(line); // undefined: blank, or torn by a killed writer
+      if (entry === undefined) return undefined;
       if (asJson) return JSON.stringify(entry);
       return entry.renderedLine ?? `${entry.createdAt} ${entry.type}: ${entry.message}`;
     }

@@ -6,7 +6,14 @@ import { RunStaleError } from "./errors.ts";
 import { logKey } from "./layout.ts";
 import { readKeyRange } from "./log-range.ts";
 import { listSegments, segmentIndex } from "./segments.ts";
-import { checkChannel, keysOf, readRunStatus, type RunLiveness, type RunRef } from "./read.ts";
+import {
+  checkChannel,
+  keysOf,
+  parseEventLine,
+  readRunStatus,
+  type RunLiveness,
+  type RunRef,
+} from "./read.ts";
 import { parseOrThrow } from "./schemas.ts";
 import type { RunStateSnapshot, WorkerLifecycleLogEntry, WorkerLogChannel } from "./types.ts";
 import { z } from "zod";
@@ -251,15 +258,6 @@ function fingerprint(state: RunStateSnapshot): string {
   return JSON.stringify({ ...state, updatedAt: undefined });
 }
 
-function parseLine(line: string): WorkerLifecycleLogEntry | undefined {
-  if (line.trim() === "") return undefined;
-  try {
-    return JSON.parse(line) as WorkerLifecycleLogEntry;
-  } catch {
-    return undefined; // a torn line from a killed writer
-  }
-}
-
 /**
  * Watches a run: yields its changes as they are stored, live. A watcher started before the
  * run exists waits for it to appear.
@@ -313,7 +311,7 @@ export async function* watchRun(
         const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
         partial = lines.pop() ?? "";
         for (const line of lines) {
-          const event = parseLine(line);
+          const event = parseEventLine(line);
           if (event !== undefined) yield { type: "event", event };
         }
         if (o.signal?.aborted) return;
@@ -321,7 +319,7 @@ export async function* watchRun(
       const ending = cursor.drained && status.liveness !== "live";
       if (ending) {
         // The writer is done (or dead): a last line without its newline is all there is.
-        const event = parseLine(partial + decoder.decode());
+        const event = parseEventLine(partial + decoder.decode());
         partial = "";
         if (event !== undefined) yield { type: "event", event };
       }

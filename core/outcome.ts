@@ -17,6 +17,9 @@ export const TERMINAL_EVENT: Record<StepExecutionOutcome, WorkerLifecycleEventTy
   blocked: "step_blocked",
 };
 
+/** The lifecycle event types that end a run (one per outcome). */
+export const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(TERMINAL_EVENT));
+
 export function outcomeLevel(outcome: StepExecutionOutcome): LogLevel {
   return outcome === "failed" ? "error" : outcome === "blocked" ? "warn" : "info";
 }

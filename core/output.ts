@@ -5,9 +5,10 @@
 import type { RunStorage } from "../storage/types.ts";
 import { concatBytes } from "./bytes.ts";
 import { NotFoundError, RunStaleError } from "./errors.ts";
+import { TERMINAL_EVENT_TYPES } from "./outcome.ts";
 import { LogCursor, pollSchema, sleep } from "./follow.ts";
 import { readLogRange } from "./log-range.ts";
-import { keysOf, readRunStatus, type RunRef } from "./read.ts";
+import { keysOf, parseEventLine, readRunStatus, type RunRef } from "./read.ts";
 import { parseOrThrow } from "./schemas.ts";
 import type {
   OutputIndexEntry,
@@ -93,12 +94,6 @@ export interface FollowRunOutputOptions {
 }
 
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
-const TERMINAL_EVENTS: ReadonlySet<string> = new Set([
-  "step_completed",
-  "step_failed",
-  "step_blocked",
-  "step_prepared",
-]);
 const CURSOR = /^(\d{1,16})\.(\d{1,16})\.(\d{1,16})\.(\d{1,16})$/;
 const CursorSchema = z.string().regex(CURSOR, "must be a cursor from an item read before");
 const startSchema = {
@@ -156,13 +151,10 @@ function parseEntry(line: string): OutputIndexEntry | undefined {
   return valid ? value as OutputIndexEntry : undefined;
 }
 
+/** A `worker.log` line's entry, when it has the sequence number events are merged by. */
 function parseEvent(line: string): WorkerLifecycleLogEntry | undefined {
-  try {
-    const event = JSON.parse(line) as WorkerLifecycleLogEntry;
-    return typeof event?.seq === "number" ? event : undefined;
-  } catch {
-    return undefined;
-  }
+  const event = parseEventLine(line);
+  return typeof event?.seq === "number" ? event : undefined;
 }
 
 /**
@@ -213,14 +205,50 @@ export function parseOutputIndex(
 }
 
 /**
- * Lines of a followed log (the index or worker.log), with the byte offset after each, pulled
- * one stored chunk at a time, at most one poll of the storage per round.
+ * A log read one stored chunk at a time from an offset, polling the storage at most once per
+ * round (a follower's round: one read of the state, then what is new in each log).
  */
-class LineSource<T> {
+class RoundReader {
   readonly #cursor: LogCursor;
-  readonly #parse: (line: string) => T | undefined;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #polled = false;
+  #live = false;
+
+  constructor(storage: RunStorage, key: string, from: number) {
+    this.#cursor = new LogCursor(storage, key, from);
+  }
+
+  /** Starts a new round: the next read may poll the storage again (`live`: the run is). */
+  newRound(live: boolean): void {
+    this.#polled = false;
+    this.#live = live;
+  }
+
+  /** The next stored chunk; `undefined` once this round's poll has nothing more. */
+  async next(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      if (this.#iterator === undefined) {
+        if (this.#polled) return undefined;
+        this.#polled = true;
+        this.#iterator = this.#cursor.poll(this.#live)[Symbol.asyncIterator]();
+      }
+      const next = await this.#iterator.next();
+      if (!next.done) return next.value;
+      this.#iterator = undefined;
+    }
+  }
+
+  /** Stops reading (the iteration ended). */
+  async close(): Promise<void> {
+    await this.#iterator?.return?.();
+    this.#iterator = undefined;
+  }
+}
+
+/** Lines of a followed log (the index or worker.log), with the byte offset after each. */
+class LineSource<T> {
+  readonly reader: RoundReader;
+  readonly #parse: (line: string) => T | undefined;
   #partial: Uint8Array = new Uint8Array(0);
   #partialStart: number;
   /** Parsed lines; those before `#next` were taken. */
@@ -233,17 +261,9 @@ class LineSource<T> {
     from: number,
     parse: (line: string) => T | undefined,
   ) {
-    this.#cursor = new LogCursor(storage, key, from);
+    this.reader = new RoundReader(storage, key, from);
     this.#partialStart = from;
     this.#parse = parse;
-  }
-
-  #live = false;
-
-  /** Starts a new round: the next pull may poll the storage again (`live`: the run is). */
-  newRound(live: boolean): void {
-    this.#polled = false;
-    this.#live = live;
   }
 
   /** The first line not taken yet, among those read. */
@@ -263,76 +283,37 @@ class LineSource<T> {
   /** Reads more lines when none is left (the storage is polled once per round at most). */
   async fill(): Promise<boolean> {
     while (this.#next === this.#queue.length) {
-      if (this.#iterator === undefined) {
-        if (this.#polled) return false;
-        this.#polled = true;
-        this.#iterator = this.#cursor.poll(this.#live)[Symbol.asyncIterator]();
-      }
-      const next = await this.#iterator.next();
-      if (next.done) {
-        this.#iterator = undefined;
-        continue;
-      }
-      this.#push(next.value);
+      const chunk = await this.reader.next();
+      if (chunk === undefined) return false;
+      const bytes = this.#partial.byteLength === 0 ? chunk : concatBytes([this.#partial, chunk]);
+      const used = parseLines(bytes, this.#partialStart, this.#parse, this.#queue);
+      this.#partialStart += used;
+      this.#partial = bytes.slice(used);
     }
     return true;
-  }
-
-  #push(chunk: Uint8Array): void {
-    const bytes = this.#partial.byteLength === 0 ? chunk : concatBytes([this.#partial, chunk]);
-    const used = parseLines(bytes, this.#partialStart, this.#parse, this.#queue);
-    this.#partialStart += used;
-    this.#partial = bytes.slice(used);
-  }
-
-  /** Stops reading (the iteration ended). */
-  async close(): Promise<void> {
-    await this.#iterator?.return?.();
-    this.#iterator = undefined;
   }
 }
 
 /**
  * The bytes of one stream, served by offset and length in the order the index asks for them,
- * read one stored chunk at a time (at most one poll of the storage per round).
+ * read one stored chunk at a time.
  */
 class StreamSource {
-  readonly #cursor: LogCursor;
-  #iterator: AsyncIterator<Uint8Array> | undefined;
-  #polled = false;
+  readonly reader: RoundReader;
   /** Bytes read and not served yet, from `#start`. */
   #buffer: Uint8Array = new Uint8Array(0);
   #start: number;
 
   constructor(storage: RunStorage, key: string, from: number) {
-    this.#cursor = new LogCursor(storage, key, from);
+    this.reader = new RoundReader(storage, key, from);
     this.#start = from;
   }
 
-  #live = false;
-
-  newRound(live: boolean): void {
-    this.#polled = false;
-    this.#live = live;
-  }
-
   async #more(): Promise<boolean> {
-    for (;;) {
-      if (this.#iterator === undefined) {
-        if (this.#polled) return false;
-        this.#polled = true;
-        this.#iterator = this.#cursor.poll(this.#live)[Symbol.asyncIterator]();
-      }
-      const next = await this.#iterator.next();
-      if (next.done) {
-        this.#iterator = undefined;
-        continue;
-      }
-      this.#buffer = this.#buffer.byteLength === 0
-        ? next.value
-        : concatBytes([this.#buffer, next.value]);
-      return true;
-    }
+    const chunk = await this.reader.next();
+    if (chunk === undefined) return false;
+    this.#buffer = this.#buffer.byteLength === 0 ? chunk : concatBytes([this.#buffer, chunk]);
+    return true;
   }
 
   /** Bytes `[offset, offset + length)` when they are read already (see `take`). */
@@ -382,11 +363,6 @@ class StreamSource {
       if (!(await this.#more())) return;
     }
   }
-
-  async close(): Promise<void> {
-    await this.#iterator?.return?.();
-    this.#iterator = undefined;
-  }
 }
 
 /** Reads a run's output in sequence from a position, round by round. */
@@ -410,9 +386,12 @@ class OutputReader {
 
   /** Starts a round: each log may be polled once more (`live`: the run's state says it is). */
   newRound(live: boolean): void {
-    this.#index.newRound(live);
-    this.#events?.newRound(live);
-    for (const stream of STREAMS) this.#streams[stream].newRound(live);
+    for (const reader of this.#readers()) reader.newRound(live);
+  }
+
+  #readers(): RoundReader[] {
+    const sources = [this.#index, this.#events, this.#streams.stdout, this.#streams.stderr];
+    return sources.flatMap((source) => source === undefined ? [] : [source.reader]);
   }
 
   /**
@@ -434,7 +413,7 @@ class OutputReader {
       if (entry === undefined && event === undefined) return;
       if (event !== undefined && (entry === undefined || event.item.seq < entry.item.seq)) {
         if (event.item.seq > limit) return;
-        if (over && entry === undefined && TERMINAL_EVENTS.has(event.item.type)) {
+        if (over && entry === undefined && TERMINAL_EVENT_TYPES.has(event.item.type)) {
           // Output no entry covers (a run stored before the index existed) was printed before
           // the run ended: it comes before the terminal event.
           yield* this.rest();
@@ -489,11 +468,7 @@ class OutputReader {
   }
 
   async close(): Promise<void> {
-    await Promise.all([
-      this.#index.close(),
-      this.#events?.close(),
-      ...STREAMS.map((stream) => this.#streams[stream].close()),
-    ]);
+    await Promise.all(this.#readers().map((reader) => reader.close()));
   }
 }
 

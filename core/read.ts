@@ -252,14 +252,26 @@ export async function readRunLog(
 export function parseEvents(text: string): WorkerLifecycleLogEntry[] {
   const events: WorkerLifecycleLogEntry[] = [];
   for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      events.push(JSON.parse(line) as WorkerLifecycleLogEntry);
-    } catch {
-      // A torn last line from a killed writer: everything before it is intact.
-    }
+    const event = parseEventLine(line);
+    if (event !== undefined) events.push(event);
   }
   return events;
+}
+
+/**
+ * One `worker.log` line's entry; `undefined` for a blank line or a torn last line of a killed
+ * writer (everything before it is intact). Internal to the read side.
+ *
+ * @param line The line, without its newline.
+ * @returns The entry.
+ */
+export function parseEventLine(line: string): WorkerLifecycleLogEntry | undefined {
+  if (line.trim() === "") return undefined;
+  try {
+    return JSON.parse(line) as WorkerLifecycleLogEntry;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { isPreconditionFailed, NotFoundError, ValidationError } from "./errors.t
 import { createRunKeys, logKey, normalizePrefix, type StoredLog } from "./layout.ts";
 import { renderLifecycleLine } from "./log-session.ts";
 import { listRuns } from "./list.ts";
+import { TERMINAL_EVENT } from "./outcome.ts";
 import { parseOutputIndex } from "./output.ts";
 import { parseEvents, type RunLiveness, runLiveness, type RunRef } from "./read.ts";
 import { indexEntries, indexLine } from "./run-writer.ts";
@@ -62,12 +63,10 @@ export interface ReapRunsEntry extends ReapResult {
 }
 
 const DEFAULT_STALE_AFTER_MS = 15_000;
-const TERMINAL: Partial<Record<string, RunStatus>> = {
-  step_completed: "completed",
-  step_failed: "failed",
-  step_blocked: "blocked",
-  step_prepared: "prepared",
-};
+// The terminal event of each outcome, looked up the other way: event type to the status it sets.
+const TERMINAL: Partial<Record<string, RunStatus>> = Object.fromEntries(
+  Object.entries(TERMINAL_EVENT).map(([outcome, type]) => [type, outcome as RunStatus]),
+);
 const LOGS: readonly StoredLog[] = ["stdout", "stderr", "index", "worker"];
 const STREAMS: readonly StreamLogChannel[] = ["stdout", "stderr"];
 const decoder = new TextDecoder();
