@@ -14,7 +14,7 @@
 import process from "node:process";
 import { createBucket, deleteBucketRecursive, uniqueBucketName } from "../tests/s3/bucket.ts";
 import { rgwEnv } from "../tests/s3/rgw_env.ts";
-import { median, numberArg, stringArg } from "./_harness.ts";
+import { benchRequest, median, numberArg, stringArg } from "./_harness.ts";
 
 const otherMod = stringArg("--mod", "");
 const modPath = otherMod !== "" ? otherMod : new URL("../mod.ts", import.meta.url).href;
@@ -157,17 +157,7 @@ try {
           for (const line of lines) lags.push(at - printed.get(Number(line.split(" ")[1]))!);
         }
       })();
-      await lib.runStep({
-        taskId: ref.taskId,
-        stepId: "s",
-        stepName: "S",
-        stepKind: "k",
-        runId: ref.runId,
-        attempt: 1,
-        workerKind: "script",
-        timeoutSec: 600,
-        runtime: { repoRoot: "/r", worktreePath: "/r" },
-      }, {
+      await lib.runStep({ ...benchRequest("/r", ref.runId), taskId: ref.taskId }, {
         async execute(_run: unknown, context: { stdout(text: string): unknown }) {
           for (let i = 0; i < LINES; i++) {
             printed.set(i, performance.now());
@@ -189,17 +179,7 @@ try {
 
   // --- readRun + readRunLog round trips behind a 25 ms delay ---
   const ref = { taskId: "rr", runId: "rr-1" };
-  await lib.runStep({
-    taskId: ref.taskId,
-    stepId: "s",
-    stepName: "S",
-    stepKind: "k",
-    runId: ref.runId,
-    attempt: 1,
-    workerKind: "script",
-    timeoutSec: 600,
-    runtime: { repoRoot: "/r", worktreePath: "/r" },
-  }, {
+  await lib.runStep({ ...benchRequest("/r", ref.runId), taskId: ref.taskId }, {
     async execute(
       _run: unknown,
       context: { stdout(text: string): unknown; saveArtifact(n: string, d: string): unknown },
