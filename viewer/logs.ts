@@ -36,6 +36,19 @@ export function incompleteUtf8Tail(bytes: Uint8Array): number {
 }
 
 /**
+ * `bytes` without the continuation bytes it starts with: the rest of a character a range cut
+ * (at most 3), which is not text.
+ *
+ * @param bytes The bytes.
+ * @returns A view from the first byte that starts a character.
+ */
+export function fromCharacterStart(bytes: Uint8Array): Uint8Array {
+  let start = 0;
+  while (start < 3 && start < bytes.byteLength && (bytes[start] & 0xc0) === 0x80) start++;
+  return bytes.subarray(start);
+}
+
+/**
  * Renders log bytes (a whole log or a part of it) as terminal lines.
  *
  * @param bytes The bytes.
@@ -46,9 +59,7 @@ export function renderLogLines(
   bytes: Uint8Array,
   skipPartialStart = false,
 ): { lines: AnsiLine[]; open: boolean } {
-  let start = 0;
-  if (skipPartialStart) { while (start < 3 && (bytes[start] & 0xc0) === 0x80) start++; }
-  const text = new TextDecoder().decode(bytes.subarray(start));
+  const text = new TextDecoder().decode(skipPartialStart ? fromCharacterStart(bytes) : bytes);
   const lines: AnsiLine[] = [];
   const state = { open: false, pendingReturn: false };
   applyOps(lines, createAnsiParser().push(text), state);

@@ -9,7 +9,12 @@ import { readRunLogBytes, type RunRef } from "../core/read.ts";
 import type { StreamLogChannel } from "../core/types.ts";
 import type { RunStorage } from "../storage/types.ts";
 import { type Html, markup } from "./html.ts";
-import { createStreamDecoder, linesMarkup, type StreamDecoder } from "./logs.ts";
+import {
+  createStreamDecoder,
+  fromCharacterStart,
+  linesMarkup,
+  type StreamDecoder,
+} from "./logs.ts";
 import { type EventStreamOptions, followedEventStream } from "./sse.ts";
 
 const CHANNELS: readonly StreamLogChannel[] = ["stdout", "stderr"];
@@ -87,10 +92,7 @@ export async function readOutputTail(
       decoders[item.channel] = createStreamDecoder();
       if (item.offset > 0) {
         cut = true;
-        // A start mid-character: its rest is not text.
-        let skip = 0;
-        while (skip < 3 && isContinuation(bytes[skip])) skip++;
-        bytes = bytes.subarray(skip);
+        bytes = fromCharacterStart(bytes); // a start mid-character: its rest is not text
       }
     }
     const before = lines.length;
